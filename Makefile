@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint fmt typecheck pytest bench clean emulator
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.run-deps: setup.cfg setup.py | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test-deps: setup.cfg setup.py | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(VENV)/.run-deps  ## start the gateway (in front of the built-in emulator when no endpoint is set)
+	$(BIN)/python -m azproxy $(ARGS)
+
+emulator: $(VENV)/.run-deps  ## start the Azure emulator on its own
+	$(BIN)/python -m azproxy.emulator $(ARGS)
+
+test: lint typecheck pytest  ## lint, type-check and run the whole suite
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check azproxy tests bench
+	$(BIN)/ruff format --check azproxy tests bench
+
+fmt: $(VENV)/.test-deps
+	$(BIN)/ruff format azproxy tests bench
+	$(BIN)/ruff check --fix azproxy tests bench
+
+typecheck: $(VENV)/.test-deps
+	$(BIN)/mypy
+
+pytest: $(VENV)/.test-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
