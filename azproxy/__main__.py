@@ -1,0 +1,89 @@
+"""Command line: flags over environment over `.env` over defaults, then serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from dotenv import dotenv_values
+
+from . import __version__
+from .settings import ConfigError, Settings, load_settings
+
+# Each flag stands for one environment variable; a given flag overrides it.
+FLAGS = {
+    "address": "AZURE_OPENAI_PROXY_ADDRESS",
+    "mode": "AZURE_OPENAI_PROXY_MODE",
+    "endpoint": "AZURE_OPENAI_ENDPOINT",
+    "api_version": "AZURE_OPENAI_APIVERSION",
+    "mapper": "AZURE_OPENAI_MODEL_MAPPER",
+    "log_level": "AZURE_OPENAI_PROXY_LOG_LEVEL",
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="azproxy", description="OpenAI-compatible gateway in front of Azure OpenAI."
+    )
+    add = parser.add_argument
+    add("--address", help="listen host:port (AZURE_OPENAI_PROXY_ADDRESS, default 0.0.0.0:8080)")
+    add("--mode", help="azure or openai (AZURE_OPENAI_PROXY_MODE, default azure)")
+    add(
+        "--endpoint",
+        help="https://RESOURCE.openai.azure.com (AZURE_OPENAI_ENDPOINT; unset: built-in emulator)",
+    )
+    add(
+        "--api-version",
+        help="api-version for Azure calls (AZURE_OPENAI_APIVERSION, default 2024-10-21)",
+    )
+    add("--mapper", help="model=deployment pairs, comma-separated (AZURE_OPENAI_MODEL_MAPPER)")
+    add(
+        "--env-file",
+        default=None,
+        help="file of VAR=value lines to read (default: ./.env if present)",
+    )
+    add(
+        "--log-level",
+        help="DEBUG, INFO, WARNING, ERROR (AZURE_OPENAI_PROXY_LOG_LEVEL, default INFO)",
+    )
+    add("--version", action="version", version=f"azproxy {__version__}")
+    return parser.parse_args(argv)
+
+
+def merged_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """Defaults < `.env` file < environment < flags, as one mapping."""
+    env_file = args.env_file or ".env"
+    if args.env_file and not os.path.isfile(env_file):
+        raise ConfigError(f"--env-file {env_file!r} does not exist")
+    merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    merged.update(environ)
+    for flag, variable in FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            merged[variable] = value
+    return merged
+
+
+def configure(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Settings:
+    """Settings from the command line and environment; `ConfigError` names a bad setting."""
+    return load_settings(merged_environment(parse_args(argv), environ))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        settings = configure(argv, os.environ)
+    except ConfigError as exc:
+        sys.exit(f"azproxy: configuration error: {exc}")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from .server import serve
+
+    serve(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Thin route handlers, one per OpenAI path; the work is in `upstream` and `relay`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp_cors
+from aiohttp import web
+
+from . import __version__
+from .credentials import client_key, parse_triple_key
+from .diagnostics import explain_missing_deployment
+from .errors import MethodNotAllowed, NotFound
+from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, REQUEST_ID, SETTINGS
+from .relay import forward
+from .responses import json_response
+from .upstream import UpstreamCall, azure_deployment_url, azure_headers, host_of
+
+
+class DeploymentCall:
+    """Handler for a deployment-scoped operation (`chat/completions`, `embeddings`, …).
+
+    The deployment middleware recognises `handle` as bound to one of these, and has resolved
+    credentials, body, model and deployment before it runs.
+    """
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        settings = request.app[SETTINGS]
+        credentials = request[CREDENTIALS]
+        deployment = request[DEPLOYMENT]
+        api_version = credentials.api_version or settings.api_version
+        call = UpstreamCall(
+            method="POST",
+            url=azure_deployment_url(credentials, deployment, self.operation, api_version),
+            headers=azure_headers(request, credentials, request[REQUEST_ID]),
+            body=request[BODY],
+            host=host_of(credentials.endpoint),
+        )
+        response = await forward(request, call)
+        return explain_missing_deployment(response, credentials, request[MODEL], deployment)
+
+
+_STARTED = int(time.time())
+
+
+def _model_ids(request: web.Request) -> list[str]:
+    """The models this gateway can name for this client: the mapper's and its triple key's."""
+    ids = set(request.app[SETTINGS].model_mapping)
+    key = client_key(request.headers.get("api-key"), request.headers.get("Authorization"))
+    if key and ":" in key and not request.app[SETTINGS].token:
+        ids.update(parse_triple_key(key).mapping)
+    return sorted(ids)
+
+
+def _model(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": "azure-openai"}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """`GET /v1/models` in OpenAI's shape."""
+    return json_response({"object": "list", "data": [_model(m) for m in _model_ids(request)]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """`GET /v1/models/{model}`; unknown → 404 `model_not_found`."""
+    model_id = request.match_info["model"]
+    if model_id not in _model_ids(request):
+        raise NotFound(
+            f"The model '{model_id}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    return json_response(_model(model_id))
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness for load balancers."""
+    return json_response({"status": "ok"})
+
+
+async def root(request: web.Request) -> web.Response:
+    """`GET /` (and `HEAD /`): who answers here."""
+    settings = request.app[SETTINGS]
+    return json_response({"service": "azproxy", "version": __version__, "mode": settings.mode})
+
+
+async def billing_subscription(request: web.Request) -> web.Response:
+    """Mock for ChatGPT-Next-Web's balance poll: Azure has no such API, so no limit is shown."""
+    return json_response(
+        {
+            "object": "billing_subscription",
+            "has_payment_method": True,
+            "soft_limit_usd": 0.0,
+            "hard_limit_usd": 0.0,
+            "system_hard_limit_usd": 0.0,
+            "access_until": 0,
+        }
+    )
+
+
+async def billing_usage(request: web.Request) -> web.Response:
+    """Mock for ChatGPT-Next-Web's usage poll (cents; Azure bills elsewhere)."""
+    return json_response({"object": "list", "daily_costs": [], "total_usage": 0.0})
+
+
+class CorsView(aiohttp_cors.CorsViewMixin, web.View):
+    """Base of catch-all views: aiohttp-cors answers OPTIONS for any path through it."""
+
+    @classmethod
+    def get_request_config(cls, request: web.Request, request_method: str) -> Any:
+        # aiohttp-cors looks up per-method config and raises KeyError for methods a view
+        # lacks (e.g. PROPFIND); these views treat every method alike.
+        return super().get_request_config(request, "GET")  # type: ignore[no-untyped-call]
+
+
+class UnknownPath(CorsView):
+    """Any path the gateway does not serve: 404 `unknown_url`, or 405 on a known path."""
+
+    async def _answer(self) -> web.StreamResponse:
+        request = self.request
+        allowed: set[str] = set()
+        for resource in request.app.router.resources():
+            if resource is not request.match_info.route.resource:
+                match, methods = await resource.resolve(request)
+                if match is None:
+                    allowed |= methods
+        allowed.discard("OPTIONS")
+        if allowed:
+            allow = ", ".join(sorted(allowed))
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed on {request.path}; use {allow}.",
+                headers={"Allow": allow},
+            )
+        raise NotFound(f"Unknown request URL: {request.method} {request.path}.", code="unknown_url")
+
+    get = post = put = patch = delete = head = _answer

@@ -1,0 +1,23 @@
+"""Typed keys for state on the application and on each request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .credentials import Credentials
+from .settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+CREDENTIALS = web.RequestKey("credentials", Credentials)
+BODY = web.RequestKey("body", bytes)
+PAYLOAD = web.RequestKey("payload", dict[str, Any])
+MODEL = web.RequestKey("model", str)
+DEPLOYMENT = web.RequestKey("deployment", str)
+UPSTREAM_STATUS = web.RequestKey("upstream_status", int)
+UPSTREAM_REQUEST_ID = web.RequestKey("upstream_request_id", str)

@@ -1,0 +1,89 @@
+"""The two middlewares: errors (outermost) and credentials + deployment resolution."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .body import model_of, parse_object
+from .credentials import client_key, resolve_credentials
+from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, error_body
+from .handlers import DeploymentCall
+from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, PAYLOAD, REQUEST_ID, SETTINGS
+from .responses import json_response
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("azproxy")
+
+# A client's request id is echoed in headers and logs: accept only a plain token.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Stamp the request id, and turn every failure into an OpenAI-shaped error response."""
+    client_id = request.headers.get("x-request-id", "")
+    request[REQUEST_ID] = client_id if _REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return json_response(exc.to_dict(), status=exc.status, headers=exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_error(request, exc)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        body = error_body("The gateway failed to handle the request.", "server_error", None, None)
+        return json_response(body, status=500)
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own errors (404, 405, 413, CORS 403) in OpenAI's shape."""
+    error: GatewayError
+    if exc.status == 404:
+        error = NotFound(
+            f"Unknown request URL: {request.method} {request.path}.", code="unknown_url"
+        )
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        error = MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path}.",
+            headers={"Allow": ", ".join(sorted(exc.allowed_methods))},
+        )
+    elif exc.status == 413:
+        limit = request.app[SETTINGS].max_body
+        error = PayloadTooLarge(
+            f"The request body is larger than {limit} bytes (AZURE_OPENAI_PROXY_MAX_BODY)."
+        )
+    else:
+        body = error_body(exc.text or exc.reason, "invalid_request_error", None, None)
+        return json_response(body, status=exc.status)
+    return json_response(error.to_dict(), status=error.status, headers=error.headers)
+
+
+@web.middleware
+async def deployment_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """For deployment-scoped calls: resolve credentials, read the body, map model → deployment."""
+    if not isinstance(getattr(request.match_info.handler, "__self__", None), DeploymentCall):
+        return await handler(request)
+    settings = request.app[SETTINGS]
+    credentials = resolve_credentials(
+        token=settings.token,
+        client=client_key(request.headers.get("api-key"), request.headers.get("Authorization")),
+        endpoint=settings.endpoint,
+        mapping=settings.model_mapping,
+        resource_endpoint=settings.resource_endpoint,
+    )
+    body = await request.read()
+    payload = parse_object(body)
+    model = request.match_info.get("model") or model_of(payload)
+    request[CREDENTIALS] = credentials
+    request[BODY] = body
+    request[PAYLOAD] = payload
+    request[MODEL] = model
+    request[DEPLOYMENT] = credentials.deployment_for(model)
+    return await handler(request)

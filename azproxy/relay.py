@@ -1,0 +1,210 @@
+"""Relaying the upstream's answer: buffered JSON, and chunk-pumped streams.
+
+Once a streamed response has started its status cannot change, so a late upstream failure is
+reported inside the stream, as one final `data: {"error": ...}` event the SDKs raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, error_body
+from .keys import CLIENT_SESSION, REQUEST_ID, SETTINGS, UPSTREAM_STATUS
+from .upstream import HOP_BY_HOP, UpstreamCall, select_headers
+
+log = logging.getLogger("azproxy.relay")
+
+# What a client may see of Azure's response headers.
+RELAYED_HEADERS = frozenset(
+    {
+        "content-type",
+        "retry-after",
+        "retry-after-ms",
+        "x-request-id",
+        "apim-request-id",
+        "x-ms-region",
+        "x-ms-client-request-id",
+        "x-should-retry",
+        "openai-processing-ms",
+        "openai-version",
+    }
+)
+RELAYED_PREFIXES = ("x-ratelimit-",)
+_PASSTHROUGH_DROPPED = HOP_BY_HOP | {"content-encoding"}
+
+
+async def forward(
+    request: web.Request, call: UpstreamCall, *, passthrough: bool = False
+) -> web.StreamResponse:
+    """Send `call` upstream and relay the answer to the client."""
+    upstream = await _open(request, call)
+    try:
+        request[UPSTREAM_STATUS] = upstream.status
+        headers = _client_headers(request, upstream, passthrough)
+        content_type = upstream.headers.get("Content-Type", "")
+        if content_type.startswith("text/event-stream"):
+            response = await pump_events(request, upstream, headers, call.host)
+        elif content_type.startswith("application/json") or upstream.status >= 400:
+            response = await _buffered(request, upstream, headers, call.host)
+        else:
+            response = await pump_bytes(request, upstream, headers, call.host)
+    except BaseException:
+        # Cancelled (client gone), failed or interrupted: close, never return it to the pool.
+        upstream.close()
+        raise
+    upstream.release()
+    return response
+
+
+async def _open(request: web.Request, call: UpstreamCall) -> aiohttp.ClientResponse:
+    settings = request.app[SETTINGS]
+    session = request.app[CLIENT_SESSION]
+    try:
+        async with asyncio.timeout(settings.first_byte_timeout):
+            return await session.request(
+                call.method,
+                call.url,
+                headers=call.headers,
+                data=call.body,
+                allow_redirects=False,
+                auto_decompress=call.auto_decompress,
+            )
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"The upstream {call.host} did not answer in time (connect timeout "
+            f"{settings.connect_timeout:g} s, first byte {settings.first_byte_timeout:g} s)."
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachable(
+            f"Could not reach the upstream {call.host}: {_reason(exc)}."
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    # aiohttp's own messages can quote the URL; give only the kind of failure and the OS reason.
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.os_error.strerror or type(exc.os_error).__name__
+    return type(exc).__name__
+
+
+def _client_headers(
+    request: web.Request, upstream: aiohttp.ClientResponse, passthrough: bool
+) -> CIMultiDict[str]:
+    if passthrough:
+        headers = CIMultiDict(
+            (k, v) for k, v in upstream.headers.items() if k.lower() not in _PASSTHROUGH_DROPPED
+        )
+    else:
+        headers = select_headers(upstream.headers, RELAYED_HEADERS, RELAYED_PREFIXES)
+    upstream_id = upstream.headers.get("x-request-id")
+    if upstream_id and "x-request-id" not in request.headers:
+        # Azure's id is what its support asks for; the client's own id wins when it sent one.
+        request[REQUEST_ID] = upstream_id
+    elif upstream_id:
+        headers.popall("x-request-id", None)
+        headers["x-upstream-request-id"] = upstream_id
+    return headers
+
+
+async def _read_chunk(upstream: aiohttp.ClientResponse, idle: float) -> bytes:
+    async with asyncio.timeout(idle):
+        return await upstream.content.readany()
+
+
+async def _buffered(
+    request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], host: str
+) -> web.Response:
+    idle = request.app[SETTINGS].stream_idle_timeout
+    parts: list[bytes] = []
+    try:
+        while chunk := await _read_chunk(upstream, idle):
+            parts.append(chunk)
+    except TimeoutError:
+        raise UpstreamTimeout(f"The upstream {host} stopped sending its response.") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachable(
+            f"The upstream {host} failed while sending its response: {_reason(exc)}."
+        ) from None
+    headers.popall("Content-Type", None)
+    response = web.Response(status=upstream.status, body=b"".join(parts), headers=headers)
+    response.content_type = upstream.content_type
+    if upstream.charset:
+        response.charset = upstream.charset
+    return response
+
+
+async def pump_events(
+    request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], host: str
+) -> web.StreamResponse:
+    """Relay an SSE stream chunk by chunk; always end on a complete event."""
+    headers["Cache-Control"] = "no-cache"
+    headers["X-Accel-Buffering"] = "no"
+    response = web.StreamResponse(status=upstream.status, headers=headers)
+    await response.prepare(request)
+    tail = await _pump(request, upstream, response, host)
+    ending = _complete_event(tail)
+    if ending:
+        await response.write(ending)
+    await response.write_eof()
+    return response
+
+
+async def pump_bytes(
+    request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], host: str
+) -> web.StreamResponse:
+    """Relay a non-JSON body (audio, files) as it arrives, without holding it."""
+    response = web.StreamResponse(status=upstream.status, headers=headers)
+    if upstream.content_length is not None:
+        response.content_length = upstream.content_length
+    await response.prepare(request)
+    await _pump(request, upstream, response, host, report_errors=False)
+    await response.write_eof()
+    return response
+
+
+async def _pump(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    host: str,
+    *,
+    report_errors: bool = True,
+) -> bytes:
+    """Copy every chunk the moment it arrives; return the last two bytes written."""
+    idle = request.app[SETTINGS].stream_idle_timeout
+    tail = b"\n\n"
+    try:
+        while chunk := await _read_chunk(upstream, idle):
+            await response.write(chunk)
+            tail = chunk[-2:] if len(chunk) >= 2 else tail[-1:] + chunk
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        upstream.close()
+        error = (
+            UpstreamTimeout(f"The upstream {host} sent nothing for {idle:g} s; stream ended.")
+            if isinstance(exc, TimeoutError)
+            else UpstreamUnreachable(f"The upstream {host} failed mid-stream: {_reason(exc)}.")
+        )
+        log.warning("stream from %s ended early: %s", host, error.message)
+        if report_errors:
+            await response.write(_complete_event(tail) + error_event(error))
+        return b"\n\n"
+    return tail
+
+
+def _complete_event(tail: bytes) -> bytes:
+    """What to add so the stream ends with a blank line after its last event."""
+    if tail.endswith(b"\n\n") or tail.endswith(b"\r\n\r\n"):
+        return b""
+    return b"\n" if tail.endswith(b"\n") else b"\n\n"
+
+
+def error_event(error: GatewayError) -> bytes:
+    """One SSE event carrying an OpenAI error object."""
+    body = error_body(error.message, error.error_type, error.param, error.code)
+    return b"data: " + orjson.dumps(body) + b"\n\n"

@@ -1,0 +1,190 @@
+"""Typed, validated configuration: the only module that knows the variable names.
+
+Precedence is decided by the caller, which merges its sources into one mapping
+(flags over environment over `.env` over the defaults below) and calls `load_settings` once.
+Every problem is reported at start-up as one line naming the setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+from urllib.parse import urlsplit
+
+from .mapper import MapperSyntaxError, build_mapping
+
+Mode = Literal["azure", "openai"]
+
+DEFAULT_API_VERSION = "2024-10-21"
+DEFAULT_RESOURCE_ENDPOINT = "https://{resource}.openai.azure.com"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """Raised at start-up for a setting that cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway is configured with, validated once."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    mode: Mode = "azure"
+    endpoint: str | None = None  # None: serve from the built-in emulator
+    api_version: str = DEFAULT_API_VERSION
+    model_mapping: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType(build_mapping(None))
+    )
+    token: str | None = None
+    openai_base: str = "https://api.openai.com"
+    resource_endpoint: str = DEFAULT_RESOURCE_ENDPOINT
+    cors_origins: tuple[str, ...] = ("*",)
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 300.0
+    stream_idle_timeout: float = 300.0
+    pool_size: int = 256
+    max_body: int = 32 * 1024 * 1024
+    log_level: str = "INFO"
+    access_log: bool = True
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build `Settings` from a merged mapping of variables; raise `ConfigError` on bad values."""
+    get = _Reader(env)
+    host, port = parse_address(get.text("AZURE_OPENAI_PROXY_ADDRESS") or "0.0.0.0:8080")
+    return Settings(
+        host=host,
+        port=port,
+        mode=_mode(get.text("AZURE_OPENAI_PROXY_MODE") or "azure"),
+        endpoint=_endpoint(get.text("AZURE_OPENAI_ENDPOINT")),
+        api_version=get.text("AZURE_OPENAI_APIVERSION")
+        or get.text("AZURE_OPENAI_API_VER")
+        or DEFAULT_API_VERSION,
+        model_mapping=MappingProxyType(_mapping(get.text("AZURE_OPENAI_MODEL_MAPPER"))),
+        token=get.text("AZURE_OPENAI_TOKEN"),
+        openai_base=_url(
+            "OPENAI_API_BASE", get.text("OPENAI_API_BASE") or "https://api.openai.com"
+        ),
+        resource_endpoint=_resource_template(get.text("AZURE_OPENAI_RESOURCE_ENDPOINT")),
+        cors_origins=_origins(get.text("AZURE_OPENAI_PROXY_CORS_ORIGINS") or "*"),
+        connect_timeout=get.seconds("AZURE_OPENAI_CONNECT_TIMEOUT", 10.0),
+        first_byte_timeout=get.seconds("AZURE_OPENAI_FIRST_BYTE_TIMEOUT", 300.0),
+        stream_idle_timeout=get.seconds("AZURE_OPENAI_STREAM_IDLE_TIMEOUT", 300.0),
+        pool_size=get.integer("AZURE_OPENAI_PROXY_POOL_SIZE", 256, minimum=1),
+        max_body=get.integer("AZURE_OPENAI_PROXY_MAX_BODY", 32 * 1024 * 1024, minimum=1),
+        log_level=_log_level(get.text("AZURE_OPENAI_PROXY_LOG_LEVEL") or "INFO"),
+        access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),
+    )
+
+
+class _Reader:
+    """Reads and casts single variables, naming the variable in every error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+        if not value > 0:
+            raise ConfigError(f"{name}={raw!r} must be greater than 0")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer") from None
+        if value < minimum:
+            raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split `host:port` (`[v6]:port` and `:port` too) or raise `ConfigError`."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(
+            f"AZURE_OPENAI_PROXY_ADDRESS={address!r} is not host:port (e.g. 0.0.0.0:8080)"
+        )
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port_text)
+
+
+def _mode(value: str) -> Mode:
+    lowered = value.lower()
+    if lowered == "azure":
+        return "azure"
+    if lowered == "openai":
+        return "openai"
+    raise ConfigError(f"AZURE_OPENAI_PROXY_MODE={value!r} is not one of: azure, openai")
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={value!r} is not an http(s) URL")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name}={value!r} must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def _endpoint(value: str | None) -> str | None:
+    return None if value is None else _url("AZURE_OPENAI_ENDPOINT", value)
+
+
+def _resource_template(value: str | None) -> str:
+    if value is None:
+        return DEFAULT_RESOURCE_ENDPOINT
+    if "{resource}" not in value:
+        raise ConfigError(f"AZURE_OPENAI_RESOURCE_ENDPOINT={value!r} must contain {{resource}}")
+    _url("AZURE_OPENAI_RESOURCE_ENDPOINT", value.replace("{resource}", "resource"))
+    return value.rstrip("/")
+
+
+def _mapping(value: str | None) -> dict[str, str]:
+    try:
+        return build_mapping(value)
+    except MapperSyntaxError as exc:
+        raise ConfigError(f"AZURE_OPENAI_MODEL_MAPPER: {exc}") from None
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = tuple(item.strip() for item in value.split(",") if item.strip())
+    for origin in origins:
+        if origin != "*":
+            _url("AZURE_OPENAI_PROXY_CORS_ORIGINS", origin)
+    return origins or ("*",)
+
+
+def _log_level(value: str) -> str:
+    upper = value.upper()
+    if upper not in LOG_LEVELS:
+        raise ConfigError(f"AZURE_OPENAI_PROXY_LOG_LEVEL={value!r} is not one of {LOG_LEVELS}")
+    return upper

@@ -1,0 +1,126 @@
+"""Building the call to Azure: URL, headers, and the shared client session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .credentials import Credentials
+from .keys import CLIENT_SESSION, SETTINGS
+
+# Never forwarded: connection-scoped (RFC 9110 §7.6.1), recomputed by aiohttp, or secrets of
+# the client that Azure must not see (its key reaches Azure only as the resolved `api-key`).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+_CLIENT_ONLY = frozenset(
+    {
+        "authorization",
+        "api-key",
+        "openai-organization",
+        "openai-project",
+        "cookie",
+        "accept-encoding",
+    }
+)
+DROPPED_TOWARDS_AZURE = HOP_BY_HOP | _CLIENT_ONLY
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One request to send upstream."""
+
+    method: str
+    url: str
+    headers: CIMultiDict[str]
+    body: bytes | None
+    host: str  # for error messages: names the upstream without any secret
+    auto_decompress: bool = True
+
+
+def azure_deployment_url(
+    credentials: Credentials, deployment: str, operation: str, api_version: str
+) -> str:
+    """`{endpoint}/openai/deployments/{deployment}/{operation}?api-version=…`."""
+    query = urlencode({"api-version": api_version})
+    return (
+        f"{credentials.endpoint}/openai/deployments/{quote(deployment, safe='')}/"
+        f"{operation}?{query}"
+    )
+
+
+def forwarded_headers(
+    client_headers: Mapping[str, str], dropped: frozenset[str] = DROPPED_TOWARDS_AZURE
+) -> CIMultiDict[str]:
+    """The client's headers minus those that must not cross the gateway."""
+    return CIMultiDict((k, v) for k, v in client_headers.items() if k.lower() not in dropped)
+
+
+def azure_headers(
+    request: web.Request, credentials: Credentials, request_id: str
+) -> CIMultiDict[str]:
+    """Headers for Azure: the client's harmless ones, the resolved key, a traceable id."""
+    headers = forwarded_headers(request.headers)
+    headers["api-key"] = credentials.key
+    # Identity keeps streams and bodies byte-for-byte and spares a decompress/recompress.
+    headers["Accept-Encoding"] = "identity"
+    headers.setdefault("x-ms-client-request-id", request_id)
+    return headers
+
+
+def host_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, for messages that must name the upstream safely."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def select_headers(
+    headers: CIMultiDictProxy[str], names: frozenset[str], prefixes: tuple[str, ...]
+) -> CIMultiDict[str]:
+    """The upstream headers a client may see: the named ones and those with the given prefixes."""
+    return CIMultiDict(
+        (k, v) for k, v in headers.items() if (lk := k.lower()) in names or lk.startswith(prefixes)
+    )
+
+
+def create_session(app: web.Application) -> aiohttp.ClientSession:
+    """The one upstream session; its pool is sized by AZURE_OPENAI_PROXY_POOL_SIZE."""
+    settings = app[SETTINGS]
+    connector = aiohttp.TCPConnector(
+        limit=settings.pool_size, limit_per_host=0, keepalive_timeout=60
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.connect_timeout, sock_connect=settings.connect_timeout
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=True,
+        skip_auto_headers=("User-Agent",),
+        trust_env=False,
+    )
+
+
+async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: open the shared session with the app, close it with the app."""
+    session = create_session(app)
+    app[CLIENT_SESSION] = session
+    yield
+    await session.close()

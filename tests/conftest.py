@@ -1,0 +1,62 @@
+"""Shared fixtures: the emulator as Azure, the gateway in front of it, both on real sockets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from azproxy.accesslog import AccessLogger
+from azproxy.app import create_app
+from azproxy.emulator import EmulatorState, create_emulator_app
+from azproxy.settings import load_settings
+
+from .support import Gateway, GatewayFactory, ServerFactory
+
+
+@pytest.fixture
+def emulator() -> EmulatorState:
+    """The fake Azure's state: what it received, which faults to play."""
+    return EmulatorState()
+
+
+@pytest.fixture
+async def azure(aiohttp_server: ServerFactory, emulator: EmulatorState) -> TestServer:
+    return await aiohttp_server(create_emulator_app(emulator))
+
+
+@pytest.fixture
+def azure_url(azure: TestServer) -> str:
+    return str(azure.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def start_gateway(aiohttp_server: ServerFactory, azure_url: str) -> GatewayFactory:
+    """Start a gateway configured by env-style variables, in front of the emulator by default."""
+
+    async def start(**env: str) -> Gateway:
+        variables = {"AZURE_OPENAI_ENDPOINT": azure_url, **env}
+        settings = load_settings({k: v for k, v in variables.items() if v})
+        server = await aiohttp_server(
+            create_app(settings),
+            access_log_class=AccessLogger,
+            access_log=logging.getLogger("azproxy.access"),
+        )
+        return Gateway(server, settings)
+
+    return start
+
+
+@pytest.fixture
+async def gateway(start_gateway: GatewayFactory) -> Gateway:
+    return await start_gateway()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain client, as a script or browser UI would use."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
