@@ -23,6 +23,9 @@ FLAGS = {
     "log_level": "AZURE_OPENAI_PROXY_LOG_LEVEL",
 }
 
+# Older names still accepted; the canonical name wins within one source.
+ALIASES = {"AZURE_OPENAI_API_VER": "AZURE_OPENAI_APIVERSION"}
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -58,13 +61,24 @@ def merged_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     env_file = args.env_file or ".env"
     if args.env_file and not os.path.isfile(env_file):
         raise ConfigError(f"--env-file {env_file!r} does not exist")
-    merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-    merged.update(environ)
+    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    merged = _canonical(from_file)
+    merged.update(_canonical(environ))
     for flag, variable in FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
             merged[variable] = value
     return merged
+
+
+def _canonical(source: Mapping[str, str]) -> dict[str, str]:
+    """One source's variables with aliases resolved, so a later source overrides them whole."""
+    variables = dict(source)
+    for alias, name in ALIASES.items():
+        alias_value = variables.pop(alias, None)
+        if alias_value is not None:
+            variables.setdefault(name, alias_value)
+    return variables
 
 
 def configure(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Settings:

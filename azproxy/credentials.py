@@ -89,8 +89,6 @@ def _parse_triple_map(text: str) -> tuple[dict[str, str], str]:
         mapping = parse_mapper(text, separator="|")
     except MapperSyntaxError:
         raise _malformed("MAP must be model|deployment pairs separated by commas") from None
-    if not mapping:
-        raise _malformed("MAP is empty")
     return mapping, next(iter(mapping.values()))
 
 

@@ -176,10 +176,11 @@ def _mapping(value: str | None) -> dict[str, str]:
 
 
 def _origins(value: str) -> tuple[str, ...]:
-    origins = tuple(item.strip() for item in value.split(",") if item.strip())
+    origins = tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
     for origin in origins:
-        if origin != "*":
-            _url("AZURE_OPENAI_PROXY_CORS_ORIGINS", origin)
+        if origin != "*" and urlsplit(_url("AZURE_OPENAI_PROXY_CORS_ORIGINS", origin)).path:
+            # Browsers send Origin as scheme://host[:port]; a path would never match.
+            raise ConfigError(f"AZURE_OPENAI_PROXY_CORS_ORIGINS: {origin!r} must not have a path")
     return origins or ("*",)
 
 
