@@ -17,9 +17,12 @@ log = logging.getLogger("azproxy")
 async def build_app(settings: Settings) -> web.Application:
     """The gateway app; in azure mode without an endpoint, in front of the built-in emulator."""
     if settings.mode == "azure" and settings.endpoint is None:
-        from .emulator import start_emulator
+        from .emulator import EmulatorState, start_emulator
 
-        runner, url = await start_emulator()
+        # A small pause between events makes the demo stream visibly, as real Azure does;
+        # the emulator's own access log would only repeat the gateway's.
+        demo = EmulatorState(chunk_interval=0.05)
+        runner, url = await start_emulator(state=demo, access_log=False)
         settings = replace(settings, endpoint=url)
         log.warning(
             "No AZURE_OPENAI_ENDPOINT set: serving from the built-in Azure EMULATOR at %s. "
