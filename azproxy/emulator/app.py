@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from aiohttp import web, web_log
+from aiohttp import web
+from aiohttp.log import access_logger
 from aiohttp.typedefs import Handler
 from yarl import URL
 
@@ -85,7 +86,7 @@ async def start_emulator(
     runner = web.AppRunner(
         create_emulator_app(state),
         handler_cancellation=True,
-        access_log=web_log.access_logger if access_log else None,
+        access_log=access_logger if access_log else None,
     )
     await runner.setup()
     try:
