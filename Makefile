@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LINT_PATHS := azproxy tests $(wildcard bench/*.py)
 
 .PHONY: run test lint fmt typecheck pytest bench clean emulator
 
@@ -26,18 +27,22 @@ emulator: $(VENV)/.run-deps  ## start the Azure emulator on its own
 test: lint typecheck pytest  ## lint, type-check and run the whole suite
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check azproxy tests bench
-	$(BIN)/ruff format --check azproxy tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 fmt: $(VENV)/.test-deps
-	$(BIN)/ruff format azproxy tests bench
-	$(BIN)/ruff check --fix azproxy tests bench
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
 
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
 pytest: $(VENV)/.test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.run-deps  ## direct-vs-gateway benchmark; installs nginx and wrk from Debian if missing
+	$(BIN)/python -m pip install -q -r bench/requirements.txt
+	bench/run.sh $(BIN)/python $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
