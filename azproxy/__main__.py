@@ -21,6 +21,7 @@ FLAGS = {
     "api_version": "AZURE_OPENAI_APIVERSION",
     "mapper": "AZURE_OPENAI_MODEL_MAPPER",
     "log_level": "AZURE_OPENAI_PROXY_LOG_LEVEL",
+    "workers": "AZURE_OPENAI_PROXY_WORKERS",
 }
 
 # Older names still accepted; the canonical name wins within one source.
@@ -52,6 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--log-level",
         help="DEBUG, INFO, WARNING, ERROR (AZURE_OPENAI_PROXY_LOG_LEVEL, default INFO)",
     )
+    add("--workers", help="processes sharing the port (AZURE_OPENAI_PROXY_WORKERS, default 1)")
     add("--version", action="version", version=f"azproxy {__version__}")
     return parser.parse_args(argv)
 
@@ -94,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from .server import serve
+    from .server import serve, serve_workers
 
+    if settings.workers > 1:
+        sys.exit(serve_workers(settings))
     serve(settings)
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from . import handlers
 from .cors import setup_cors
 from .handlers import DeploymentCall, UnknownPath
-from .keys import REQUEST_ID, SETTINGS
+from .keys import READINESS, REQUEST_ID, SETTINGS, Readiness
 from .middlewares import deployment_middleware, error_middleware
 from .passthrough import OpenAIPassthrough
 from .settings import Settings
@@ -24,7 +24,9 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, deployment_middleware], client_max_size=settings.max_body
     )
     app[SETTINGS] = settings
+    app[READINESS] = Readiness()
     app.cleanup_ctx.append(session_ctx)
+    app.on_shutdown.append(_start_draining)
     app.on_response_prepare.append(_stamp_request_id)
     _add_routes(app.router, settings)
     setup_cors(app)
@@ -33,6 +35,7 @@ def create_app(settings: Settings) -> web.Application:
 
 def _add_routes(router: web.UrlDispatcher, settings: Settings) -> None:
     router.add_get("/health", handlers.health)
+    router.add_get("/ready", handlers.ready)
     router.add_get("/", handlers.root)
     if settings.mode == "openai":
         router.add_view("/{path:.*}", OpenAIPassthrough)
@@ -48,6 +51,10 @@ def _add_routes(router: web.UrlDispatcher, settings: Settings) -> None:
         router.add_get(f"{prefix}/dashboard/billing/subscription", handlers.billing_subscription)
         router.add_get(f"{prefix}/dashboard/billing/usage", handlers.billing_usage)
     router.add_view("/{path:.*}", UnknownPath)
+
+
+async def _start_draining(app: web.Application) -> None:
+    app[READINESS].ready = False
 
 
 async def _stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:

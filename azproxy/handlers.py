@@ -12,7 +12,7 @@ from . import __version__
 from .credentials import client_key, parse_triple_key
 from .diagnostics import explain_missing_deployment
 from .errors import MethodNotAllowed, NotFound
-from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, REQUEST_ID, SETTINGS
+from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, READINESS, REQUEST_ID, SETTINGS
 from .relay import forward
 from .responses import json_response
 from .upstream import UpstreamCall, azure_deployment_url, azure_headers, host_of
@@ -80,6 +80,13 @@ async def get_model(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """Liveness for load balancers."""
     return json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: 503 once the process is draining, so load balancers stop sending work."""
+    if not request.app[READINESS].ready:
+        return json_response({"status": "draining"}, status=503)
+    return json_response({"status": "ready"})
 
 
 async def root(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -10,7 +11,16 @@ from aiohttp import web
 from .credentials import Credentials
 from .settings import Settings
 
+
+@dataclass
+class Readiness:
+    """Whether this process takes new work; false once shutdown (SIGTERM) has begun."""
+
+    ready: bool = True
+
+
 SETTINGS = web.AppKey("settings", Settings)
+READINESS = web.AppKey("readiness", Readiness)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 
 REQUEST_ID = web.RequestKey("request_id", str)

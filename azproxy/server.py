@@ -1,12 +1,18 @@
-"""Running the gateway: the emulator when no endpoint is set, then the HTTP server."""
+"""Running the gateway: the emulator when no endpoint is set, the HTTP server, worker processes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
 from dataclasses import replace
 
 from aiohttp import web
 
+from . import __version__
 from .accesslog import AccessLogger
 from .app import create_app
 from .settings import Settings
@@ -38,12 +44,27 @@ async def build_app(settings: Settings) -> web.Application:
     else:
         app = create_app(settings)
     upstream = settings.openai_base if settings.mode == "openai" else settings.endpoint
-    log.info("azproxy %s mode, upstream %s", settings.mode, upstream)
+    log.info(
+        "azproxy %s listening on http://%s:%d (%s mode, upstream %s)",
+        __version__,
+        settings.host,
+        settings.port,
+        settings.mode,
+        upstream,
+    )
     return app
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on CPython/Unix
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def serve(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM, with handler cancellation on client disconnect."""
+    """Serve until SIGINT/SIGTERM, then drain in-flight requests for the shutdown timeout."""
     web.run_app(
         build_app(settings),
         host=settings.host,
@@ -51,6 +72,37 @@ def serve(settings: Settings) -> None:
         handler_cancellation=True,
         access_log_class=AccessLogger,
         access_log=logging.getLogger("azproxy.access") if settings.access_log else None,
-        print=lambda message: log.info("%s", message),
-        shutdown_timeout=10,
+        print=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        reuse_port=settings.workers > 1 or None,
+        loop=_new_loop(),
     )
+
+
+def serve_workers(settings: Settings) -> int:
+    """Run `settings.workers` processes on one SO_REUSEPORT port; return the exit status.
+
+    The kernel spreads new connections across the processes, so no master process sits on the
+    request path. A signal to the parent is passed to every worker; if one worker dies, the
+    others are stopped too, so a supervisor (systemd, Kubernetes) sees the failure.
+    """
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=serve, args=(settings,)) for _ in range(settings.workers)]
+    for worker in workers:
+        worker.start()
+    log.info("azproxy started %d workers on %s:%d", len(workers), settings.host, settings.port)
+
+    def forward(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    sentinels = {worker.sentinel: worker for worker in workers}
+    ready = multiprocessing.connection.wait(list(sentinels))
+    first = sentinels[ready[0]]  # type: ignore[index]
+    forward(signal.SIGTERM, None)
+    for worker in workers:
+        worker.join()
+    return first.exitcode or 0

@@ -49,6 +49,8 @@ class Settings:
     max_body: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     access_log: bool = True
+    workers: int = 1
+    shutdown_timeout: float = 30.0
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -77,6 +79,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_body=get.integer("AZURE_OPENAI_PROXY_MAX_BODY", 32 * 1024 * 1024, minimum=1),
         log_level=_log_level(get.text("AZURE_OPENAI_PROXY_LOG_LEVEL") or "INFO"),
         access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),
+        workers=get.integer("AZURE_OPENAI_PROXY_WORKERS", 1, minimum=1),
+        shutdown_timeout=get.seconds("AZURE_OPENAI_PROXY_SHUTDOWN_TIMEOUT", 30.0),
     )
 
 
