@@ -97,8 +97,12 @@ def _client_headers(
     request: web.Request, upstream: aiohttp.ClientResponse, passthrough: bool
 ) -> CIMultiDict[str]:
     if passthrough:
+        # The gateway answers CORS itself; the upstream's Access-Control-* would clash.
         headers = CIMultiDict(
-            (k, v) for k, v in upstream.headers.items() if k.lower() not in _PASSTHROUGH_DROPPED
+            (k, v)
+            for k, v in upstream.headers.items()
+            if (lk := k.lower()) not in _PASSTHROUGH_DROPPED
+            and not lk.startswith("access-control-")
         )
     else:
         headers = select_headers(upstream.headers, RELAYED_HEADERS, RELAYED_PREFIXES)

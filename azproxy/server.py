@@ -15,6 +15,7 @@ from aiohttp import web
 from . import __version__
 from .accesslog import AccessLogger
 from .app import create_app
+from .runner import GatewayRunner
 from .settings import Settings
 
 log = logging.getLogger("azproxy")
@@ -65,18 +66,39 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then drain in-flight requests for the shutdown timeout."""
-    web.run_app(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
+    loop = _new_loop()
+    try:
+        loop.run_until_complete(_serve(settings))
+    finally:
+        loop.close()
+
+
+async def _serve(settings: Settings) -> None:
+    runner = GatewayRunner(
+        await build_app(settings),
         handler_cancellation=True,
         access_log_class=AccessLogger,
         access_log=logging.getLogger("azproxy.access") if settings.access_log else None,
-        print=None,
         shutdown_timeout=settings.shutdown_timeout,
-        reuse_port=settings.workers > 1 or None,
-        loop=_new_loop(),
     )
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=settings.workers > 1 or None
+        )
+        await site.start()
+        await _until_signalled()
+        log.info("azproxy draining (up to %g s) and stopping", settings.shutdown_timeout)
+    finally:
+        await runner.cleanup()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
 
 
 def serve_workers(settings: Settings) -> int:

@@ -69,7 +69,13 @@ def azure_deployment_url(
 def forwarded_headers(
     client_headers: Mapping[str, str], dropped: frozenset[str] = DROPPED_TOWARDS_AZURE
 ) -> CIMultiDict[str]:
-    """The client's headers minus those that must not cross the gateway."""
+    """The client's headers minus those that must not cross the gateway.
+
+    Headers the client names in `Connection` are hop-by-hop too (RFC 9110 §7.6.1).
+    """
+    connection = client_headers.get("Connection")
+    if connection:
+        dropped = dropped | {name.strip().lower() for name in connection.split(",")}
     return CIMultiDict((k, v) for k, v in client_headers.items() if k.lower() not in dropped)
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 
 from azproxy.accesslog import AccessLogger
 from azproxy.app import create_app
 from azproxy.emulator import EmulatorState, create_emulator_app
+from azproxy.runner import GatewayRunner
 from azproxy.settings import load_settings
 
 from .support import Gateway, GatewayFactory, ServerFactory
@@ -33,21 +37,32 @@ def azure_url(azure: TestServer) -> str:
     return str(azure.make_url("")).rstrip("/")
 
 
+class GatewayTestServer(TestServer):
+    """The test server, on the runner production uses."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        assert isinstance(self.app, web.Application)
+        return GatewayRunner(self.app, **kwargs)
+
+
 @pytest.fixture
-def start_gateway(aiohttp_server: ServerFactory, azure_url: str) -> GatewayFactory:
+async def start_gateway(azure_url: str) -> AsyncIterator[GatewayFactory]:
     """Start a gateway configured by env-style variables, in front of the emulator by default."""
+    servers: list[TestServer] = []
 
     async def start(**env: str) -> Gateway:
         variables = {"AZURE_OPENAI_ENDPOINT": azure_url, **env}
         settings = load_settings({k: v for k, v in variables.items() if v})
-        server = await aiohttp_server(
-            create_app(settings),
-            access_log_class=AccessLogger,
-            access_log=logging.getLogger("azproxy.access"),
+        server = GatewayTestServer(create_app(settings))
+        servers.append(server)
+        await server.start_server(
+            access_log_class=AccessLogger, access_log=logging.getLogger("azproxy.access")
         )
         return Gateway(server, settings)
 
-    return start
+    yield start
+    for server in servers:
+        await server.close()
 
 
 @pytest.fixture
