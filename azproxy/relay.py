@@ -36,6 +36,8 @@ RELAYED_HEADERS = frozenset(
     }
 )
 RELAYED_PREFIXES = ("x-ratelimit-",)
+# The longest retry-after the official SDKs honour (openai-python ≤ 2.51 and openai-node).
+SDK_MAX_RETRY_WAIT = 60.0
 _PASSTHROUGH_DROPPED = HOP_BY_HOP | {"content-encoding"}
 
 
@@ -106,6 +108,9 @@ def _client_headers(
         )
     else:
         headers = select_headers(upstream.headers, RELAYED_HEADERS, RELAYED_PREFIXES)
+    if upstream.status == 429 and retry_wait(headers) > SDK_MAX_RETRY_WAIT:
+        # The SDKs would retry into a wall (a daily quota says 86400 s): make them fail fast.
+        headers["x-should-retry"] = "false"
     upstream_id = upstream.headers.get("x-request-id")
     if upstream_id and "x-request-id" not in request.headers:
         # Azure's id is what its support asks for; the client's own id wins when it sent one.
@@ -199,6 +204,16 @@ async def _pump(
             await response.write(_complete_event(tail) + error_event(error))
         return b"\n\n"
     return tail
+
+
+def retry_wait(headers: CIMultiDict[str]) -> float:
+    """Seconds the upstream asks a client to wait (`retry-after-ms`, else `retry-after`)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, ValueError):
+            continue
+    return 0.0
 
 
 def _complete_event(tail: bytes) -> bytes:

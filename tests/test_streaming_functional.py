@@ -238,3 +238,18 @@ async def test_rate_limit_passes_through_with_retry_headers(
         body = await r.json()
     assert body["error"]["code"] == "429"
     assert "retry after 7 seconds" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(("retry_after", "should_retry"), [(7, None), (60, None), (86400, "false")])
+async def test_long_rate_limit_waits_tell_sdks_not_to_retry(
+    gateway: Gateway,
+    http: aiohttp.ClientSession,
+    emulator: EmulatorState,
+    retry_after: int,
+    should_retry: str | None,
+) -> None:
+    emulator.add_fault(Fault(kind="status", status=429, retry_after=retry_after))
+    async with http.post(gateway.url("/v1/chat/completions"), json=STREAM, headers=auth()) as r:
+        assert r.status == 429
+        assert r.headers["retry-after"] == str(retry_after)
+        assert r.headers.get("x-should-retry") == should_retry
