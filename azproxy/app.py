@@ -50,6 +50,9 @@ def _add_routes(router: web.UrlDispatcher, settings: Settings) -> None:
         router.add_get(f"{prefix}/models/{{model}}", handlers.get_model)
         router.add_get(f"{prefix}/dashboard/billing/subscription", handlers.billing_subscription)
         router.add_get(f"{prefix}/dashboard/billing/usage", handlers.billing_usage)
+    for operation in DEPLOYMENT_OPERATIONS:
+        handler = DeploymentCall(operation, azure_style=True).handle
+        router.add_post(f"/openai/deployments/{{deployment}}/{operation}", handler)
     router.add_view("/{path:.*}", UnknownPath)
 
 

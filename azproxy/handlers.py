@@ -25,14 +25,18 @@ class DeploymentCall:
     credentials, body, model and deployment before it runs.
     """
 
-    def __init__(self, operation: str) -> None:
+    def __init__(self, operation: str, *, azure_style: bool = False) -> None:
         self.operation = operation
+        # Azure-style paths (AzureOpenAI clients) carry their own api-version, which wins.
+        self.azure_style = azure_style
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         settings = request.app[SETTINGS]
         credentials = request[CREDENTIALS]
         deployment = request[DEPLOYMENT]
         api_version = credentials.api_version or settings.api_version
+        if self.azure_style:
+            api_version = request.query.get("api-version") or api_version
         call = UpstreamCall(
             method="POST",
             url=azure_deployment_url(credentials, deployment, self.operation, api_version),

@@ -80,7 +80,9 @@ async def deployment_middleware(request: web.Request, handler: Handler) -> web.S
     )
     body = await request.read()
     payload = parse_object(body)
-    model = request.match_info.get("model") or model_of(payload)
+    # The model named in the path (legacy engines, Azure-style deployments) beats the body's.
+    path_model = request.match_info.get("model") or request.match_info.get("deployment")
+    model = path_model or model_of(payload)
     request[CREDENTIALS] = credentials
     request[BODY] = body
     request[PAYLOAD] = payload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import openai
 import orjson
 import pytest
 
@@ -294,3 +295,37 @@ async def test_unknown_path_and_wrong_method(gateway: Gateway, http: aiohttp.Cli
         error = (await resp.json())["error"]
     assert error["code"] == "method_not_allowed"
     assert set(error) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(
+    ("query", "api_version"),
+    [("?api-version=2025-04-01-preview", "2025-04-01-preview"), ("", "2024-10-21")],
+)
+async def test_azure_style_path_keeps_client_version_and_maps_alias(
+    start_gateway: GatewayFactory,
+    http: aiohttp.ClientSession,
+    emulator: EmulatorState,
+    query: str,
+    api_version: str,
+) -> None:
+    gateway = await start_gateway(AZURE_OPENAI_MODEL_MAPPER="gpt-4o=prod-4o")
+    url = gateway.url(f"/openai/deployments/gpt-4o/chat/completions{query}")
+    async with http.post(url, json={"messages": []}, headers={"api-key": KEY}) as resp:
+        assert resp.status == 200
+    assert emulator.last_request.path == "/openai/deployments/prod-4o/chat/completions"
+    assert emulator.last_request.query == {"api-version": api_version}
+    assert emulator.last_request.headers["api-key"] == KEY
+
+
+async def test_azure_openai_sdk_works_unchanged(gateway: Gateway, emulator: EmulatorState) -> None:
+    async with openai.AsyncAzureOpenAI(
+        azure_endpoint=str(gateway.url("")), api_key=KEY, api_version="2024-06-01", max_retries=0
+    ) as client:
+        reply = await client.chat.completions.create(
+            model="gpt-35-turbo", messages=[{"role": "user", "content": "hi"}]
+        )
+        vectors = await client.embeddings.create(model="ada", input=["a", "b"])
+    assert "emulator" in (reply.choices[0].message.content or "")
+    assert len(vectors.data) == 2
+    assert emulator.requests[0].path == "/openai/deployments/gpt-35-turbo/chat/completions"
+    assert emulator.requests[0].query == {"api-version": "2024-06-01"}
