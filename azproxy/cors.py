@@ -39,8 +39,16 @@ def setup_cors(app: web.Application) -> None:
     cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
     for resource in list(app.router.resources()):
         cors.add(resource)
+    app.on_response_prepare.append(_vary_on_origin)
     if origins == ("*",):
         app.on_response_prepare.append(_allow_any_origin)
+
+
+async def _vary_on_origin(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp-cors echoes the request's Origin; a shared cache must not reuse the answer
+    # for another origin.
+    if "Origin" in request.headers:
+        response.headers.add("Vary", "Origin")
 
 
 async def _allow_any_origin(request: web.Request, response: web.StreamResponse) -> None:

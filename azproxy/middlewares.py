@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .accesslog import log_abandoned
 from .body import model_of, parse_object
 from .credentials import client_key, resolve_credentials
 from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, error_body
@@ -28,8 +31,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Stamp the request id, and turn every failure into an OpenAI-shaped error response."""
     client_id = request.headers.get("x-request-id", "")
     request[REQUEST_ID] = client_id if _REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
+    started = time.monotonic()
     try:
         return await handler(request)
+    except (asyncio.CancelledError, ConnectionResetError):
+        log_abandoned(request, time.monotonic() - started)
+        raise
     except GatewayError as exc:
         return json_response(exc.to_dict(), status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:

@@ -15,7 +15,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, error_body
-from .keys import CLIENT_SESSION, REQUEST_ID, SETTINGS, UPSTREAM_STATUS
+from .keys import CLIENT_SESSION, REQUEST_ID, SETTINGS, STREAM_RESPONSE, UPSTREAM_STATUS
 from .upstream import HOP_BY_HOP, UpstreamCall, select_headers
 
 log = logging.getLogger("azproxy.relay")
@@ -38,7 +38,8 @@ RELAYED_HEADERS = frozenset(
 RELAYED_PREFIXES = ("x-ratelimit-",)
 # The longest retry-after the official SDKs honour (openai-python ≤ 2.51 and openai-node).
 SDK_MAX_RETRY_WAIT = 60.0
-_PASSTHROUGH_DROPPED = HOP_BY_HOP | {"content-encoding"}
+# Passthrough reads the body undecoded, so Content-Encoding stays true and is relayed.
+_PASSTHROUGH_DROPPED = HOP_BY_HOP
 
 
 async def forward(
@@ -155,6 +156,7 @@ async def pump_events(
     headers["Cache-Control"] = "no-cache"
     headers["X-Accel-Buffering"] = "no"
     response = web.StreamResponse(status=upstream.status, headers=headers)
+    request[STREAM_RESPONSE] = response
     await response.prepare(request)
     tail = await _pump(request, upstream, response, host)
     ending = _complete_event(tail)
@@ -171,6 +173,7 @@ async def pump_bytes(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
+    request[STREAM_RESPONSE] = response
     await response.prepare(request)
     await _pump(request, upstream, response, host, report_errors=False)
     await response.write_eof()

@@ -156,6 +156,9 @@ def _url(name: str, value: str) -> str:
         raise ConfigError(f"{name}={value!r} is not an http(s) URL")
     if parts.query or parts.fragment:
         raise ConfigError(f"{name}={value!r} must not have a query or fragment")
+    if parts.username is not None or parts.password is not None:
+        # It would show in error messages and logs; Azure takes keys in headers anyway.
+        raise ConfigError(f"{name} must not carry user:password@ credentials")
     return value.rstrip("/")
 
 
