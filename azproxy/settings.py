@@ -18,6 +18,24 @@ from .mapper import MapperSyntaxError, build_mapping
 Mode = Literal["azure", "openai"]
 
 DEFAULT_API_VERSION = "2024-10-21"
+V1 = "v1"  # Azure's versionless GA surface, {endpoint}/openai/v1/...
+
+# Endpoint families whose api-version can be set on its own (AZURE_OPENAI_APIVERSION_<FAMILY>).
+# Families without a default here follow AZURE_OPENAI_APIVERSION.
+FAMILY_DEFAULTS: Mapping[str, str] = {
+    "chat": "",
+    "completions": "",
+    "embeddings": "",
+    "images": "",
+    "images_edits": "2025-04-01-preview",  # gpt-image-1 edits exist only in previews
+    "audio": "",
+    "responses": V1,
+    "files": V1,  # files, fine_tuning, vector_stores
+    "batches": "",
+    "realtime": V1,
+}
+# Azure's v1 surface lacks these; they stay on a dated classic route even when v1 is chosen.
+CLASSIC_ONLY = frozenset({"completions", "batches"})
 DEFAULT_RESOURCE_ENDPOINT = "https://{resource}.openai.azure.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -51,6 +69,19 @@ class Settings:
     access_log: bool = True
     workers: int = 1
     shutdown_timeout: float = 30.0
+    family_api_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def api_version_for(self, family: str) -> str:
+        """The api-version for an endpoint family: its own setting, else the global one.
+
+        A family Azure's v1 surface lacks never gets "v1": it falls back to the dated default.
+        """
+        version = (
+            self.family_api_versions.get(family) or FAMILY_DEFAULTS.get(family) or self.api_version
+        )
+        if version == V1 and family in CLASSIC_ONLY:
+            return DEFAULT_API_VERSION
+        return version
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -81,6 +112,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),
         workers=get.integer("AZURE_OPENAI_PROXY_WORKERS", 1, minimum=1),
         shutdown_timeout=get.seconds("AZURE_OPENAI_PROXY_SHUTDOWN_TIMEOUT", 30.0),
+        family_api_versions=MappingProxyType(
+            {
+                family: version
+                for family in FAMILY_DEFAULTS
+                if (version := get.text(f"AZURE_OPENAI_APIVERSION_{family.upper()}"))
+            }
+        ),
     )
 
 
