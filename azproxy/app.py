@@ -5,17 +5,24 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import handlers
+from .calls import (
+    DeploymentCall,
+    MultipartPending,
+    ResourceCall,
+    ResponsesCreate,
+    Style,
+    UpstreamHandler,
+)
 from .cors import setup_cors
-from .handlers import DeploymentCall, UnknownPath
+from .handlers import UnknownPath
 from .keys import READINESS, REQUEST_ID, SETTINGS, Readiness
 from .middlewares import deployment_middleware, error_middleware
 from .passthrough import OpenAIPassthrough
 from .settings import Settings
+from .targets import DEPLOYMENT_OPERATIONS, RESOURCE_GROUPS, Operation
 from .upstream import session_ctx
 
-# OpenAI operations served by an Azure deployment; each also answers without the `/v1` prefix
-# (clients configured with a bare base URL).
-DEPLOYMENT_OPERATIONS = ("chat/completions", "completions", "embeddings")
+EMBEDDINGS = next(op for op in DEPLOYMENT_OPERATIONS if op.path == "embeddings")
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -40,20 +47,47 @@ def _add_routes(router: web.UrlDispatcher, settings: Settings) -> None:
     if settings.mode == "openai":
         router.add_view("/{path:.*}", OpenAIPassthrough)
         return
+    # OpenAI style, with and without /v1 (clients configured with a bare base URL).
     for prefix in ("/v1", ""):
-        for operation in DEPLOYMENT_OPERATIONS:
-            router.add_post(f"{prefix}/{operation}", DeploymentCall(operation).handle)
-        router.add_post(
-            f"{prefix}/engines/{{model}}/embeddings", DeploymentCall("embeddings").handle
-        )
-        router.add_get(f"{prefix}/models", handlers.list_models)
-        router.add_get(f"{prefix}/models/{{model}}", handlers.get_model)
+        _add_azure_calls(router, prefix, "openai")
+        router.add_post(f"{prefix}/engines/{{model}}/embeddings", DeploymentCall(EMBEDDINGS).handle)
         router.add_get(f"{prefix}/dashboard/billing/subscription", handlers.billing_subscription)
         router.add_get(f"{prefix}/dashboard/billing/usage", handlers.billing_usage)
+        router.add_get(f"{prefix}/models", handlers.list_models)
+        router.add_get(f"{prefix}/models/{{model}}", handlers.get_model)
+    # Azure style, for AzureOpenAI clients: classic routes (their api-version wins) and v1.
     for operation in DEPLOYMENT_OPERATIONS:
-        handler = DeploymentCall(operation, azure_style=True).handle
-        router.add_post(f"/openai/deployments/{{deployment}}/{operation}", handler)
+        router.add_post(
+            f"/openai/deployments/{{deployment}}/{operation.path}",
+            _call_for(operation, "azure").handle,
+        )
+    _add_azure_calls(router, "/openai", "azure", operations=False)
+    _add_azure_calls(router, "/openai/v1", "azure_v1")
+    router.add_get("/openai/models", handlers.list_models)
+    router.add_get("/openai/v1/models", handlers.list_models)
     router.add_view("/{path:.*}", UnknownPath)
+
+
+def _add_azure_calls(
+    router: web.UrlDispatcher, prefix: str, style: Style, *, operations: bool = True
+) -> None:
+    """Deployment operations and resource-level groups under one path prefix."""
+    if operations:
+        for operation in DEPLOYMENT_OPERATIONS:
+            router.add_post(f"{prefix}/{operation.path}", _call_for(operation, style).handle)
+    router.add_post(f"{prefix}/responses", ResponsesCreate("responses", style).handle)
+    for group, family in RESOURCE_GROUPS.items():
+        call = ResourceCall(group, family, style).handle
+        for path in (f"{prefix}/{group}", f"{prefix}/{group}/{{tail:.+}}"):
+            for method in ("GET", "POST", "DELETE"):
+                if not (group == "responses" and path.endswith(group) and method == "POST"):
+                    router.add_route(method, path, call)
+
+
+def _call_for(operation: Operation, style: Style) -> UpstreamHandler:
+    if operation.body == "multipart":
+        return MultipartPending(operation, style)
+    return DeploymentCall(operation, style)
 
 
 async def _start_draining(app: web.Application) -> None:

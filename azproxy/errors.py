@@ -9,6 +9,7 @@ come from this tree::
     ├── NotFound                404 unknown path or model
     ├── MethodNotAllowed        405 known path, wrong method
     ├── PayloadTooLarge         413 body over the configured limit
+    ├── NotImplementedYet       501 an operation azproxy does not relay yet
     ├── UpstreamUnreachable     502 Azure could not be reached
     └── UpstreamTimeout         504 Azure did not answer in time
 """
@@ -85,6 +86,14 @@ class PayloadTooLarge(GatewayError):
     status = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
+
+
+class NotImplementedYet(GatewayError):
+    """Raised for an operation azproxy knows but does not relay yet."""
+
+    status = 501
+    error_type = "invalid_request_error"
+    default_code = "not_implemented"
 
 
 class UpstreamUnreachable(GatewayError):

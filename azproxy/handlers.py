@@ -10,43 +10,10 @@ from aiohttp import web
 
 from . import __version__
 from .credentials import client_key, parse_triple_key
-from .diagnostics import explain_missing_deployment
 from .errors import MethodNotAllowed, NotFound
-from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, READINESS, REQUEST_ID, SETTINGS
-from .relay import forward
+from .keys import READINESS, SETTINGS
 from .responses import json_response
-from .upstream import UpstreamCall, azure_deployment_url, azure_headers, host_of
-
-
-class DeploymentCall:
-    """Handler for a deployment-scoped operation (`chat/completions`, `embeddings`, …).
-
-    The deployment middleware recognises `handle` as bound to one of these, and has resolved
-    credentials, body, model and deployment before it runs.
-    """
-
-    def __init__(self, operation: str, *, azure_style: bool = False) -> None:
-        self.operation = operation
-        # Azure-style paths (AzureOpenAI clients) carry their own api-version, which wins.
-        self.azure_style = azure_style
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        settings = request.app[SETTINGS]
-        credentials = request[CREDENTIALS]
-        deployment = request[DEPLOYMENT]
-        api_version = credentials.api_version or settings.api_version
-        if self.azure_style:
-            api_version = request.query.get("api-version") or api_version
-        call = UpstreamCall(
-            method="POST",
-            url=azure_deployment_url(credentials, deployment, self.operation, api_version),
-            headers=azure_headers(request, credentials, request[REQUEST_ID]),
-            body=request[BODY],
-            host=host_of(credentials.endpoint),
-        )
-        response = await forward(request, call)
-        return explain_missing_deployment(response, credentials, request[MODEL], deployment)
-
+from .targets import UNSUPPORTED_ON_AZURE
 
 _STARTED = int(time.time())
 
@@ -133,6 +100,7 @@ class UnknownPath(CorsView):
 
     async def _answer(self) -> web.StreamResponse:
         request = self.request
+        _refuse_unsupported(request.path)
         allowed: set[str] = set()
         for resource in request.app.router.resources():
             if resource is not request.match_info.route.resource:
@@ -149,3 +117,16 @@ class UnknownPath(CorsView):
         raise NotFound(f"Unknown request URL: {request.method} {request.path}.", code="unknown_url")
 
     get = post = put = patch = delete = head = _answer
+
+
+def _refuse_unsupported(path: str) -> None:
+    """OpenAI APIs Azure does not offer get a clear answer rather than a generic 404."""
+    parts = path.strip("/").removeprefix("v1/").split("/")
+    for depth in (2, 1):
+        name = "/".join(parts[:depth])
+        if name in UNSUPPORTED_ON_AZURE:
+            raise NotFound(
+                f"Azure OpenAI does not offer the OpenAI API /v1/{name}, so azproxy cannot "
+                "serve it.",
+                code="unsupported_on_azure",
+            )

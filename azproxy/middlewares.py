@@ -13,9 +13,9 @@ from aiohttp import web
 
 from .accesslog import log_abandoned
 from .body import model_of, parse_object
+from .calls import UpstreamHandler
 from .credentials import client_key, resolve_credentials
 from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, error_body
-from .handlers import DeploymentCall
 from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, PAYLOAD, REQUEST_ID, SETTINGS
 from .responses import json_response
 
@@ -74,8 +74,9 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
 
 @web.middleware
 async def deployment_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """For deployment-scoped calls: resolve credentials, read the body, map model → deployment."""
-    if not isinstance(getattr(request.match_info.handler, "__self__", None), DeploymentCall):
+    """For upstream calls: resolve credentials; for JSON ones also body, model → deployment."""
+    owner = getattr(request.match_info.handler, "__self__", None)
+    if not isinstance(owner, UpstreamHandler):
         return await handler(request)
     settings = request.app[SETTINGS]
     credentials = resolve_credentials(
@@ -85,12 +86,14 @@ async def deployment_middleware(request: web.Request, handler: Handler) -> web.S
         mapping=settings.model_mapping,
         resource_endpoint=settings.resource_endpoint,
     )
+    request[CREDENTIALS] = credentials
+    if not owner.json_model:
+        return await handler(request)
     body = await request.read()
     payload = parse_object(body)
     # The model named in the path (legacy engines, Azure-style deployments) beats the body's.
     path_model = request.match_info.get("model") or request.match_info.get("deployment")
     model = path_model or model_of(payload)
-    request[CREDENTIALS] = credentials
     request[BODY] = body
     request[PAYLOAD] = payload
     request[MODEL] = model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp import web
@@ -50,20 +49,9 @@ class UpstreamCall:
     method: str
     url: str
     headers: CIMultiDict[str]
-    body: bytes | None
+    body: bytes | AsyncIterator[bytes] | None
     host: str  # for error messages: names the upstream without any secret
     auto_decompress: bool = True
-
-
-def azure_deployment_url(
-    credentials: Credentials, deployment: str, operation: str, api_version: str
-) -> str:
-    """`{endpoint}/openai/deployments/{deployment}/{operation}?api-version=…`."""
-    query = urlencode({"api-version": api_version})
-    return (
-        f"{credentials.endpoint}/openai/deployments/{quote(deployment, safe='')}/"
-        f"{operation}?{query}"
-    )
 
 
 def forwarded_headers(

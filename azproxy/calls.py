@@ -1,0 +1,172 @@
+"""Handlers that call Azure: one class per kind of upstream call, bound per route.
+
+The deployment middleware recognises `handle` as bound to an `UpstreamHandler` and resolves
+credentials first; for `json_model` handlers it also reads the body, the model and the
+deployment. Each handler then picks the Azure URL (`targets`) and hands over to `relay`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import ClassVar, Literal
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .diagnostics import explain_missing_deployment
+from .errors import InvalidRequest, NotImplementedYet, PayloadTooLarge
+from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, PAYLOAD, REQUEST_ID, SETTINGS
+from .relay import forward
+from .settings import V1
+from .targets import Operation, deployment_target, resource_url
+from .upstream import UpstreamCall, azure_headers, host_of
+
+# How the client addressed us, which decides the api-version:
+# "openai" (/v1/...): the configured version; "azure" (/openai/...?api-version=): the client's
+# wins; "azure_v1" (/openai/v1/...): Azure's v1 surface.
+Style = Literal["openai", "azure", "azure_v1"]
+
+
+class UpstreamHandler:
+    """Base of the route handlers that forward to Azure."""
+
+    json_model: ClassVar[bool] = False
+
+    def __init__(self, family: str, style: Style = "openai") -> None:
+        self.family = family
+        self.style = style
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    def api_version(self, request: web.Request) -> str:
+        if self.style == "azure_v1":
+            return V1
+        client_version = request.query.get("api-version") if self.style == "azure" else None
+        credentials_version = request[CREDENTIALS].api_version
+        settings = request.app[SETTINGS]
+        return client_version or credentials_version or settings.api_version_for(self.family)
+
+
+class DeploymentCall(UpstreamHandler):
+    """A deployment-scoped operation with a JSON body (`chat/completions`, `embeddings`, …)."""
+
+    json_model = True
+
+    def __init__(self, operation: Operation, style: Style = "openai") -> None:
+        super().__init__(operation.family, style)
+        self.operation = operation
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        credentials = request[CREDENTIALS]
+        deployment = request[DEPLOYMENT]
+        target = deployment_target(
+            credentials.endpoint, self.operation, deployment, self.api_version(request)
+        )
+        body = _with_model(request, deployment) if target.rewrite_model else request[BODY]
+        call = UpstreamCall(
+            method="POST",
+            url=target.url,
+            headers=azure_headers(request, credentials, request[REQUEST_ID]),
+            body=body,
+            host=host_of(credentials.endpoint),
+        )
+        response = await forward(request, call)
+        return explain_missing_deployment(response, credentials, request[MODEL], deployment)
+
+
+class ResponsesCreate(UpstreamHandler):
+    """`POST /v1/responses`: resource-level, with the deployment as the body's model."""
+
+    json_model = True
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        credentials = request[CREDENTIALS]
+        url = resource_url(
+            credentials.endpoint, "responses", request.query.items(), self.api_version(request)
+        )
+        call = UpstreamCall(
+            method="POST",
+            url=url,
+            headers=azure_headers(request, credentials, request[REQUEST_ID]),
+            body=_with_model(request, request[DEPLOYMENT]),
+            host=host_of(credentials.endpoint),
+        )
+        response = await forward(request, call)
+        return explain_missing_deployment(
+            response, credentials, request[MODEL], request[DEPLOYMENT]
+        )
+
+
+class ResourceCall(UpstreamHandler):
+    """Resource-level APIs with no model (`files`, `batches`, `fine_tuning`, …): any method,
+    the path after the group and the query kept, the body streamed through unchanged."""
+
+    def __init__(self, group: str, family: str, style: Style = "openai") -> None:
+        super().__init__(family, style)
+        self.group = group
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        credentials = request[CREDENTIALS]
+        tail = request.match_info.get("tail", "")
+        path = f"{self.group}/{tail}" if tail else self.group
+        version = self.api_version(request)
+        url = resource_url(credentials.endpoint, path, request.query.items(), version)
+        headers = azure_headers(request, credentials, request[REQUEST_ID])
+        call = UpstreamCall(
+            method=request.method,
+            url=url,
+            headers=headers,
+            body=streamed_body(request, headers),
+            host=host_of(credentials.endpoint),
+        )
+        return await forward(request, call)
+
+
+class MultipartPending(UpstreamHandler):
+    """Multipart uploads (audio transcriptions, image edits): not relayed yet, said clearly."""
+
+    def __init__(self, operation: Operation, style: Style = "openai") -> None:
+        super().__init__(operation.family, style)
+        self.operation = operation
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedYet(
+            f"azproxy does not relay multipart uploads to /{self.operation.path} yet."
+        )
+
+
+def _with_model(request: web.Request, deployment: str) -> bytes:
+    """The JSON body re-encoded with `model` set to the deployment (Azure's v1 surface)."""
+    payload = request[PAYLOAD]
+    if payload.get("model") == deployment:
+        return request[BODY]
+    return orjson.dumps({**payload, "model": deployment})
+
+
+def streamed_body(request: web.Request, headers: CIMultiDict[str]) -> AsyncIterator[bytes] | None:
+    """The request body as it arrives, bounded by AZURE_OPENAI_PROXY_MAX_BODY; None if empty.
+
+    A declared Content-Length is forwarded, so Azure sees the same framing as we did.
+    """
+    if not request.body_exists:
+        return None
+    limit = request.app[SETTINGS].max_body
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise PayloadTooLarge(
+                f"The request body is larger than {limit} bytes (AZURE_OPENAI_PROXY_MAX_BODY)."
+            )
+        headers["Content-Length"] = str(length)
+    return _bounded(request, limit)
+
+
+async def _bounded(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in request.content.iter_any():
+        seen += len(chunk)
+        if seen > limit:
+            raise InvalidRequest(f"The request body is larger than {limit} bytes.")
+        yield chunk
