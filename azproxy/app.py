@@ -7,7 +7,7 @@ from aiohttp import web
 from . import handlers
 from .calls import (
     DeploymentCall,
-    MultipartPending,
+    MultipartCall,
     ResourceCall,
     ResponsesCreate,
     Style,
@@ -86,7 +86,7 @@ def _add_azure_calls(
 
 def _call_for(operation: Operation, style: Style) -> UpstreamHandler:
     if operation.body == "multipart":
-        return MultipartPending(operation, style)
+        return MultipartCall(operation, style)
     return DeploymentCall(operation, style)
 
 

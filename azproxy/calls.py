@@ -15,8 +15,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .diagnostics import explain_missing_deployment
-from .errors import InvalidRequest, NotImplementedYet, PayloadTooLarge
+from .errors import GatewayError, InvalidRequest, PayloadTooLarge
 from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, PAYLOAD, REQUEST_ID, SETTINGS
+from .multipart import BodyTooLarge, ModelNotFound, MultipartError, ScannedUpload, scan_for_model
 from .relay import forward
 from .settings import V1
 from .targets import Operation, deployment_target, resource_url
@@ -124,17 +125,76 @@ class ResourceCall(UpstreamHandler):
         return await forward(request, call)
 
 
-class MultipartPending(UpstreamHandler):
-    """Multipart uploads (audio transcriptions, image edits): not relayed yet, said clearly."""
+class MultipartCall(UpstreamHandler):
+    """A deployment-scoped multipart upload (audio transcriptions, image edits).
+
+    The model is a form field anywhere in the body: only what precedes it is spooled
+    (`multipart.scan_for_model`); the rest streams through to Azure as it arrives.
+    """
 
     def __init__(self, operation: Operation, style: Style = "openai") -> None:
         super().__init__(operation.family, style)
         self.operation = operation
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        raise NotImplementedYet(
-            f"azproxy does not relay multipart uploads to /{self.operation.path} yet."
+        credentials = request[CREDENTIALS]
+        upload = await _scan(request)
+        try:
+            model = request.match_info.get("deployment") or upload.model
+            deployment = credentials.deployment_for(model)
+            request[MODEL], request[DEPLOYMENT] = model, deployment
+            target = deployment_target(
+                credentials.endpoint, self.operation, deployment, self.api_version(request)
+            )
+            replace = deployment if target.rewrite_model and upload.model != deployment else None
+            headers = azure_headers(request, credentials, request[REQUEST_ID])
+            size = upload.size(replace)
+            if size is not None:
+                headers["Content-Length"] = str(size)
+            call = UpstreamCall(
+                method="POST",
+                url=target.url,
+                headers=headers,
+                body=_as_gateway_errors(upload.body(replace)),
+                host=host_of(credentials.endpoint),
+            )
+            response = await forward(request, call)
+        finally:
+            upload.close()
+        return explain_missing_deployment(response, credentials, model, deployment)
+
+
+async def _scan(request: web.Request) -> ScannedUpload:
+    try:
+        return await scan_for_model(
+            request.content,
+            request.headers.get("Content-Type", ""),
+            content_length=request.content_length,
+            max_body=request.app[SETTINGS].max_body,
         )
+    except MultipartError as exc:
+        raise _gateway_error(exc) from None
+
+
+async def _as_gateway_errors(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The upload's bytes; a late multipart problem becomes the error the client should see."""
+    try:
+        async for chunk in body:
+            yield chunk
+    except MultipartError as exc:
+        raise _gateway_error(exc) from None
+
+
+def _gateway_error(exc: MultipartError) -> GatewayError:
+    if isinstance(exc, BodyTooLarge):
+        return PayloadTooLarge(f"The upload is too large: {exc}")
+    if isinstance(exc, ModelNotFound):
+        return InvalidRequest(
+            "You must provide a model parameter: a 'model' form field such as 'whisper-1'.",
+            param="model",
+            code="missing_model",
+        )
+    return InvalidRequest(f"The multipart body is malformed: {exc}", code="invalid_multipart")
 
 
 def _with_model(request: web.Request, deployment: str) -> bytes:
@@ -168,5 +228,5 @@ async def _bounded(request: web.Request, limit: int) -> AsyncIterator[bytes]:
     async for chunk in request.content.iter_any():
         seen += len(chunk)
         if seen > limit:
-            raise InvalidRequest(f"The request body is larger than {limit} bytes.")
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         yield chunk

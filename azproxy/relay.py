@@ -84,6 +84,9 @@ async def _open(request: web.Request, call: UpstreamCall) -> aiohttp.ClientRespo
             f"{settings.connect_timeout:g} s, first byte {settings.first_byte_timeout:g} s)."
         ) from None
     except aiohttp.ClientError as exc:
+        if isinstance(exc.__cause__, GatewayError):
+            # Our own request body failed while aiohttp was sending it (too large, malformed).
+            raise exc.__cause__ from None
         raise UpstreamUnreachable(
             f"Could not reach the upstream {call.host}: {_reason(exc)}."
         ) from None
