@@ -29,6 +29,10 @@ from .upstream import UpstreamCall, azure_headers, host_of
 Style = Literal["openai", "azure", "azure_v1"]
 
 
+# Families whose streams carry Azure's chat-chunk extras (AZURE_OPENAI_STREAM_MODE applies).
+NORMALISED_FAMILIES = frozenset({"chat", "completions"})
+
+
 class UpstreamHandler:
     """Base of the route handlers that forward to Azure."""
 
@@ -73,7 +77,10 @@ class DeploymentCall(UpstreamHandler):
             body=body,
             host=host_of(credentials.endpoint),
         )
-        response = await forward(request, call)
+        normalise = (
+            self.family in NORMALISED_FAMILIES and request.app[SETTINGS].stream_mode == "openai"
+        )
+        response = await forward(request, call, client_model=request[MODEL] if normalise else None)
         return explain_missing_deployment(response, credentials, request[MODEL], deployment)
 
 

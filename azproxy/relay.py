@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from .errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, error_body
 from .keys import CLIENT_SESSION, REQUEST_ID, SETTINGS, STREAM_RESPONSE, UPSTREAM_STATUS
+from .normalise import StreamNormaliser, rewrite_model
 from .upstream import HOP_BY_HOP, UpstreamCall, select_headers
 
 log = logging.getLogger("azproxy.relay")
@@ -43,18 +44,29 @@ _PASSTHROUGH_DROPPED = HOP_BY_HOP
 
 
 async def forward(
-    request: web.Request, call: UpstreamCall, *, passthrough: bool = False
+    request: web.Request,
+    call: UpstreamCall,
+    *,
+    passthrough: bool = False,
+    client_model: str | None = None,
 ) -> web.StreamResponse:
-    """Send `call` upstream and relay the answer to the client."""
+    """Send `call` upstream and relay the answer to the client.
+
+    With `client_model`, Azure's answer is made to look like OpenAI's (see `normalise`):
+    streams lose Azure's extra events, and bodies and events name the model the client asked for.
+    """
     upstream = await _open(request, call)
     try:
         request[UPSTREAM_STATUS] = upstream.status
         headers = _client_headers(request, upstream, passthrough)
         content_type = upstream.headers.get("Content-Type", "")
         if content_type.startswith("text/event-stream"):
-            response = await pump_events(request, upstream, headers, call.host)
+            normaliser = StreamNormaliser(client_model) if client_model else None
+            response = await pump_events(request, upstream, headers, call.host, normaliser)
         elif content_type.startswith("application/json") or upstream.status >= 400:
             response = await _buffered(request, upstream, headers, call.host)
+            if client_model and upstream.status < 300 and isinstance(response.body, bytes):
+                response.body = rewrite_model(response.body, client_model)
         else:
             response = await pump_bytes(request, upstream, headers, call.host)
     except BaseException:
@@ -153,7 +165,11 @@ async def _buffered(
 
 
 async def pump_events(
-    request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], host: str
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+    host: str,
+    normaliser: StreamNormaliser | None = None,
 ) -> web.StreamResponse:
     """Relay an SSE stream chunk by chunk; always end on a complete event."""
     headers["Cache-Control"] = "no-cache"
@@ -161,7 +177,7 @@ async def pump_events(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     request[STREAM_RESPONSE] = response
     await response.prepare(request)
-    tail = await _pump(request, upstream, response, host)
+    tail = await _pump(request, upstream, response, host, normaliser=normaliser)
     ending = _complete_event(tail)
     if ending:
         await response.write(ending)
@@ -190,14 +206,22 @@ async def _pump(
     host: str,
     *,
     report_errors: bool = True,
+    normaliser: StreamNormaliser | None = None,
 ) -> bytes:
     """Copy every chunk the moment it arrives; return the last two bytes written."""
     idle = request.app[SETTINGS].stream_idle_timeout
     tail = b"\n\n"
     try:
         while chunk := await _read_chunk(upstream, idle):
+            if normaliser is not None:
+                chunk = normaliser.feed(chunk)
+                if not chunk:
+                    continue
             await response.write(chunk)
             tail = chunk[-2:] if len(chunk) >= 2 else tail[-1:] + chunk
+        if normaliser is not None and (rest := normaliser.flush()):
+            await response.write(rest)
+            tail = rest[-2:] if len(rest) >= 2 else tail[-1:] + rest
     except (TimeoutError, aiohttp.ClientError) as exc:
         upstream.close()
         error = (

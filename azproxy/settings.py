@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from .mapper import MapperSyntaxError, build_mapping
 
 Mode = Literal["azure", "openai"]
+StreamMode = Literal["openai", "passthrough"]
 
 DEFAULT_API_VERSION = "2024-10-21"
 V1 = "v1"  # Azure's versionless GA surface, {endpoint}/openai/v1/...
@@ -69,6 +70,7 @@ class Settings:
     access_log: bool = True
     workers: int = 1
     shutdown_timeout: float = 30.0
+    stream_mode: StreamMode = "openai"
     family_api_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def api_version_for(self, family: str) -> str:
@@ -111,6 +113,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=_log_level(get.text("AZURE_OPENAI_PROXY_LOG_LEVEL") or "INFO"),
         access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),
         workers=get.integer("AZURE_OPENAI_PROXY_WORKERS", 1, minimum=1),
+        stream_mode=_stream_mode(get.text("AZURE_OPENAI_STREAM_MODE") or "openai"),
         shutdown_timeout=get.seconds("AZURE_OPENAI_PROXY_SHUTDOWN_TIMEOUT", 30.0),
         family_api_versions=MappingProxyType(
             {
@@ -186,6 +189,15 @@ def _mode(value: str) -> Mode:
     if lowered == "openai":
         return "openai"
     raise ConfigError(f"AZURE_OPENAI_PROXY_MODE={value!r} is not one of: azure, openai")
+
+
+def _stream_mode(value: str) -> StreamMode:
+    lowered = value.lower()
+    if lowered == "openai":
+        return "openai"
+    if lowered == "passthrough":
+        return "passthrough"
+    raise ConfigError(f"AZURE_OPENAI_STREAM_MODE={value!r} is not one of: openai, passthrough")
 
 
 def _url(name: str, value: str) -> str:

@@ -42,12 +42,18 @@ def payloads(events: list[bytes]) -> list[dict[str, Any]]:
     return [orjson.loads(e.removeprefix(b"data: ")) for e in events if e != b"data: [DONE]\n\n"]
 
 
+@pytest.fixture
+async def raw_gateway(start_gateway: GatewayFactory) -> Gateway:
+    """A gateway relaying Azure's stream as is (no normaliser)."""
+    return await start_gateway(AZURE_OPENAI_STREAM_MODE="passthrough")
+
+
 async def test_events_reach_client_before_upstream_finishes(
-    gateway: Gateway, http: aiohttp.ClientSession, emulator: EmulatorState
+    raw_gateway: Gateway, http: aiohttp.ClientSession, emulator: EmulatorState
 ) -> None:
     release = asyncio.Event()
     emulator.add_fault(Fault(kind="hold", after_chunks=2, release=release))
-    async with http.post(gateway.url("/v1/chat/completions"), json=STREAM, headers=auth()) as r:
+    async with http.post(raw_gateway.url("/v1/chat/completions"), json=STREAM, headers=auth()) as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/event-stream")
         assert r.headers["Cache-Control"] == "no-cache"
@@ -142,10 +148,10 @@ async def test_client_disconnect_cancels_upstream(
 
 
 async def test_upstream_reset_mid_stream_ends_with_error_event(
-    gateway: Gateway, http: aiohttp.ClientSession, emulator: EmulatorState
+    raw_gateway: Gateway, http: aiohttp.ClientSession, emulator: EmulatorState
 ) -> None:
     emulator.add_fault(Fault(kind="reset", after_chunks=3))
-    async with http.post(gateway.url("/v1/chat/completions"), json=STREAM, headers=auth()) as r:
+    async with http.post(raw_gateway.url("/v1/chat/completions"), json=STREAM, headers=auth()) as r:
         assert r.status == 200
         async with asyncio.timeout(10):
             events = await all_events(r.content)
@@ -159,7 +165,9 @@ async def test_upstream_reset_mid_stream_ends_with_error_event(
 async def test_idle_timeout_ends_stream_with_error_event(
     start_gateway: GatewayFactory, http: aiohttp.ClientSession, emulator: EmulatorState
 ) -> None:
-    gateway = await start_gateway(AZURE_OPENAI_STREAM_IDLE_TIMEOUT="0.3")
+    gateway = await start_gateway(
+        AZURE_OPENAI_STREAM_IDLE_TIMEOUT="0.3", AZURE_OPENAI_STREAM_MODE="passthrough"
+    )
     emulator.add_fault(Fault(kind="stall", after_chunks=2))
     async with http.post(gateway.url("/v1/chat/completions"), json=STREAM, headers=auth()) as r:
         async with asyncio.timeout(10):
@@ -253,3 +261,32 @@ async def test_long_rate_limit_waits_tell_sdks_not_to_retry(
         assert r.status == 429
         assert r.headers["retry-after"] == str(retry_after)
         assert r.headers.get("x-should-retry") == should_retry
+
+
+async def test_normaliser_makes_azure_streams_look_like_openai(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession, emulator: EmulatorState
+) -> None:
+    gateway = await start_gateway(AZURE_OPENAI_MODEL_MAPPER="gpt-4o=prod-4o")
+    body = {**STREAM, "stream_options": {"include_usage": True}}
+    async with http.post(gateway.url("/v1/chat/completions"), json=body, headers=auth()) as r:
+        events = await all_events(r.content)
+    assert events[-1] == b"data: [DONE]\n\n"
+    chunks = payloads(events)
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert all(c["model"] == "gpt-4o" for c in chunks)  # the client's name, not Azure's
+    *content, usage = chunks
+    assert all(c["choices"] for c in content)  # no prompt-filter event first
+    assert content[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert usage["choices"] == []
+    assert usage["usage"]["total_tokens"] > 0
+    assert emulator.last_request.path == "/openai/deployments/prod-4o/chat/completions"
+
+
+async def test_non_streaming_bodies_name_the_client_model(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    body = {**STREAM, "stream": False}
+    async with http.post(gateway.url("/v1/chat/completions"), json=body, headers=auth()) as r:
+        reply = await r.json()
+    assert reply["model"] == "gpt-4o"
+    assert reply["choices"][0]["message"]["role"] == "assistant"
