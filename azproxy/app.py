@@ -18,6 +18,7 @@ from .handlers import UnknownPath
 from .keys import READINESS, REQUEST_ID, SETTINGS, Readiness
 from .middlewares import deployment_middleware, error_middleware
 from .passthrough import OpenAIPassthrough
+from .realtime import realtime
 from .settings import Settings
 from .targets import DEPLOYMENT_OPERATIONS, RESOURCE_GROUPS, Operation
 from .upstream import session_ctx
@@ -65,6 +66,8 @@ def _add_routes(router: web.UrlDispatcher, settings: Settings) -> None:
     _add_azure_calls(router, "/openai/v1", "azure_v1")
     router.add_get("/openai/models", handlers.list_models)
     router.add_get("/openai/v1/models", handlers.list_models)
+    for path in ("/v1/realtime", "/realtime", "/openai/v1/realtime", "/openai/realtime"):
+        router.add_get(path, realtime)
     router.add_view("/{path:.*}", UnknownPath)
 
 
