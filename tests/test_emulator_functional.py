@@ -243,7 +243,7 @@ async def test_any_prefix_before_openai(client: Client, state: EmulatorState) ->
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("POST", f"{BASE}/audio/speech?api-version={VERSION}"),
+        ("POST", f"{BASE}/images/variations?api-version={VERSION}"),
         ("GET", CHAT),
         ("POST", "/"),
         ("GET", "/v1/nothing"),

@@ -34,11 +34,23 @@ NO_API_KEY = (
     "obtain an API key from https://platform.openai.com/account/api-keys."
 )
 
-# The operation name Azure puts in its 429 message, by classic route suffix.
+# The operation name Azure puts in its 429 message, by route suffix (the spec's operationIds
+# where it has them).
 OPERATION_NAMES = {
     "chat/completions": "ChatCompletions_Create",
     "completions": "Completions_Create",
     "embeddings": "Embeddings_Create",
+    "audio/transcriptions": "Transcriptions_Create",
+    "audio/translations": "Translations_Create",
+    "audio/speech": "Speech_Create",
+    "images/generations": "ImageGenerations_Create",
+    "images/edits": "ImageEdits_Create",
+    "responses": "Responses_Create",
+    "files": "Files_Upload",
+    "batches": "Batch_Create",
+    "fine_tuning/jobs": "FineTuning_Create",
+    "vector_stores": "VectorStores_Create",
+    "realtime": "Realtime_Connect",
 }
 
 
@@ -51,6 +63,25 @@ def openai_error(message: str, code: str | None = None, error_type: str | None =
     """OpenAI's error shape, also what Azure relays for request validation failures."""
     kind = "invalid_request_error" if error_type is None else error_type
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def invalid_request(message: str, param: str | None = None, code: str | None = None) -> JSON:
+    """A request validation error naming the offending parameter, OpenAI-shaped."""
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
+
+
+def missing_property(name: str) -> JSON:
+    """The validation error for a missing required body or form field."""
+    return invalid_request(f"'{name}' is a required property", name)
+
+
+def invalid_value(name: str, value: object, allowed: tuple[str, ...]) -> JSON:
+    """The validation error for a field outside its allowed values."""
+    choices = ", ".join(f"'{a}'" for a in allowed)
+    message = f"Invalid value: '{value}'. Supported values are: {choices}."
+    return invalid_request(message, name, "invalid_value")
 
 
 def azure_rate_limited(operation: str, api_version: str, seconds: int) -> JSON:

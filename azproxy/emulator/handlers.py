@@ -2,61 +2,71 @@
 
 Azure checks a request in a fixed order (api-version, key, deployment, body) and only then may
 throttle or fail it, so queued faults are consumed only by requests that pass every check.
+The reply builders here and in `images`/`audio` are shared with the v1 surface (`v1.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
 
-from . import replies
-from .delivery import deliver_json, deliver_stream, json_response
+from . import audio, images, replies
+from .checks import answer, bearer_token, classic_rejection, is_preview
+from .checks import not_found as azure_not_found
+from .delivery import Payload, deliver_json, deliver_stream, json_response, sse_payload
 from .errors import (
-    ACCESS_DENIED,
-    DEPLOYMENT_NOT_FOUND,
     JSON,
     NO_API_KEY,
-    RESOURCE_NOT_FOUND,
     SERVER_ERROR,
     UNPARSABLE_BODY,
-    azure_error,
-    azure_rate_limited,
     incorrect_key,
+    invalid_request,
     openai_error,
     openai_rate_limited,
 )
-from .state import EMULATOR_STATE, EmulatorState, Fault
+from .state import EMULATOR_STATE, EmulatorState, Fault, UploadSummary
+from .uploads import FormError, read_body, read_form
 
-# A reply ready to send: one JSON body, or the SSE frames of a stream, or a rejection.
-Reply = bytes | list[bytes] | web.Response
+__all__ = [
+    "FORM_MEDIA",
+    "JSON_MEDIA",
+    "PREVIEW_ONLY",
+    "azure_operation",
+    "bearer_token",
+    "deployment_media",
+    "form_reply",
+    "not_found",
+    "openai_chat",
+    "openai_models",
+    "read_object",
+    "text_reply",
+]
+
+# JSON in: image generation and speech; multipart in: the others.
+JSON_MEDIA: dict[str, Callable[[JSON], Payload | web.Response]] = {
+    "images/generations": images.generation,
+    "audio/speech": audio.speech,
+}
+FORM_MEDIA = ("images/edits", "audio/transcriptions", "audio/translations")
+# Classic routes Azure serves only under a dated preview api-version: gpt-image-1 edits came
+# with 2025-04-01-preview. (Speech is GA since 2024-06-01: in the GA specs and docs.)
+PREVIEW_ONLY = ("images/edits",)
 
 
-def bearer_token(headers: Mapping[str, str]) -> str:
-    """The token of an `Authorization: Bearer …` header, or ""."""
-    scheme, _, token = headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _azure_rejection(request: web.Request, state: EmulatorState) -> web.Response | None:
-    if not request.query.get("api-version"):
-        return json_response(azure_error("404", RESOURCE_NOT_FOUND), 404)
-    key = request.headers.get("api-key", "").strip() or bearer_token(request.headers)
-    if not key or (state.keys is not None and key not in state.keys):
-        denied = azure_error("401", ACCESS_DENIED)
-        return json_response(denied, 401, reason="PermissionDenied")
-    if state.deployments is not None and request.match_info["deployment"] not in state.deployments:
-        return json_response(azure_error("DeploymentNotFound", DEPLOYMENT_NOT_FOUND), 404)
-    return None
-
-
-async def _read_object(request: web.Request) -> JSON | None:
+async def read_object(request: web.Request) -> JSON | None:
+    """The body as a JSON object, or None when it is not one."""
+    raw = await read_body(request, request.client_max_size)
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw) if raw is not None else None
     except orjson.JSONDecodeError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def unparsable() -> web.Response:
+    return json_response(openai_error(UNPARSABLE_BODY), 400)
 
 
 def _include_usage(body: JSON) -> bool:
@@ -94,7 +104,7 @@ def _prompts(value: object) -> list[str]:
     return [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
 
 
-def _embeddings_reply(body: JSON) -> Reply:
+def _embeddings_reply(body: JSON) -> Payload | web.Response:
     texts = _embedding_inputs(body.get("input"))
     if texts is None:
         message = (
@@ -105,10 +115,13 @@ def _embeddings_reply(body: JSON) -> Reply:
         )
         return json_response(openai_error(message), 400)
     as_base64 = body.get("encoding_format") == "base64"
-    return replies.encode(replies.embeddings(texts, as_base64=as_base64), azure=True)
+    return Payload(replies.encode(replies.embeddings(texts, as_base64=as_base64), azure=True))
 
 
-def _azure_reply(operation: str, deployment: str, body: JSON, state: EmulatorState) -> Reply:
+def text_reply(
+    operation: str, deployment: str, body: JSON, state: EmulatorState
+) -> Payload | web.Response:
+    """Chat, legacy completions or embeddings, Azure-shaped (SSE when `stream` is true)."""
     if operation == "embeddings":
         return _embeddings_reply(body)
     text = (
@@ -122,14 +135,57 @@ def _azure_reply(operation: str, deployment: str, body: JSON, state: EmulatorSta
         tokens = replies.text_tokens(_prompts(body.get("prompt")))
         if stream:
             events = replies.completion_events(stamp, text, tokens, include_usage=usage)
-            return _frames(events, azure=True)
-        return replies.encode(replies.azure_completion(stamp, text, tokens), azure=True)
+            return sse_payload(_frames(events, azure=True))
+        return Payload(replies.encode(replies.azure_completion(stamp, text, tokens), azure=True))
     stamp = replies.new_stamp("chatcmpl", replies.CHAT_MODEL)
     tokens = replies.chat_prompt_tokens(body)
     if stream:
         events = replies.chat_events(stamp, text, tokens, include_usage=usage, azure=True)
-        return _frames(events, azure=True)
-    return replies.encode(replies.azure_chat(stamp, text, tokens), azure=True)
+        return sse_payload(_frames(events, azure=True))
+    return Payload(replies.encode(replies.azure_chat(stamp, text, tokens), azure=True))
+
+
+def form_reply(
+    operation: str, form: UploadSummary, heads: dict[str, bytes]
+) -> Payload | web.Response:
+    """The reply to a multipart operation (images/edits, audio/transcriptions|translations)."""
+    if operation == "images/edits":
+        return images.edit(form)
+    task = "transcribe" if operation == "audio/transcriptions" else "translate"
+    return audio.transcription(form, heads, task)
+
+
+async def azure_operation(request: web.Request) -> web.StreamResponse:
+    """`POST …/openai/deployments/{deployment}/{chat/completions|completions|embeddings}`."""
+    state = request.app[EMULATOR_STATE]
+    deployment = request.match_info["deployment"]
+    rejection = classic_rejection(request, state, deployment)
+    if rejection is not None:
+        return rejection
+    body = await read_object(request)
+    if body is None:
+        return unparsable()
+    operation = request.match_info["operation"]
+    return await answer(request, operation, text_reply(operation, deployment, body, state))
+
+
+async def deployment_media(request: web.Request) -> web.StreamResponse:
+    """`POST …/openai/deployments/{deployment}/{images/…|audio/…}`."""
+    state = request.app[EMULATOR_STATE]
+    operation = request.match_info["operation"]
+    versions = is_preview if operation in PREVIEW_ONLY else None
+    rejection = classic_rejection(request, state, request.match_info["deployment"], versions)
+    if rejection is not None:
+        return rejection
+    build = JSON_MEDIA.get(operation)
+    if build is not None:
+        body = await read_object(request)
+        return unparsable() if body is None else await answer(request, operation, build(body))
+    try:
+        form, heads = await read_form(request)
+    except FormError as exc:
+        return json_response(invalid_request(str(exc)), 400)
+    return await answer(request, operation, form_reply(operation, form, heads))
 
 
 def _failure(fault: Fault, body: JSON) -> web.Response:
@@ -141,36 +197,6 @@ def _failure(fault: Fault, body: JSON) -> web.Response:
             "x-ratelimit-remaining-requests": "0",
         }
     return json_response(body, fault.status, headers=headers)
-
-
-async def _deliver(
-    request: web.Request, reply: bytes | list[bytes], fault: Fault | None
-) -> web.StreamResponse:
-    if isinstance(reply, list):
-        return await deliver_stream(request, reply, fault)
-    return await deliver_json(request, reply, fault)
-
-
-async def azure_operation(request: web.Request) -> web.StreamResponse:
-    """`POST …/openai/deployments/{deployment}/{chat/completions|completions|embeddings}`."""
-    state = request.app[EMULATOR_STATE]
-    rejection = _azure_rejection(request, state)
-    if rejection is not None:
-        return rejection
-    body = await _read_object(request)
-    if body is None:
-        return json_response(openai_error(UNPARSABLE_BODY), 400)
-    operation = request.match_info["operation"]
-    reply = _azure_reply(operation, request.match_info["deployment"], body, state)
-    if isinstance(reply, web.Response):
-        return reply
-    fault = state.take_fault()
-    if fault is not None and fault.kind == "status":
-        if fault.status == 429:
-            version = request.query["api-version"]
-            return _failure(fault, azure_rate_limited(operation, version, fault.retry_after))
-        return _failure(fault, azure_error("InternalServerError", SERVER_ERROR))
-    return await _deliver(request, reply, fault)
 
 
 def _openai_rejection(request: web.Request, state: EmulatorState) -> web.Response | None:
@@ -188,9 +214,9 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
     rejection = _openai_rejection(request, state)
     if rejection is not None:
         return rejection
-    body = await _read_object(request)
+    body = await read_object(request)
     if body is None:
-        return json_response(openai_error(UNPARSABLE_BODY), 400)
+        return unparsable()
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return json_response(openai_error("you must provide a model parameter"), 400)
@@ -205,9 +231,9 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
     if body.get("stream") is True:
         usage = _include_usage(body)
         events = replies.chat_events(stamp, text, tokens, include_usage=usage, azure=False)
-        return await _deliver(request, _frames(events, azure=False), fault)
+        return await deliver_stream(request, _frames(events, azure=False), fault)
     body_bytes = replies.encode(replies.openai_chat(stamp, text, tokens), azure=False)
-    return await _deliver(request, body_bytes, fault)
+    return await deliver_json(request, body_bytes, fault)
 
 
 async def openai_models(request: web.Request) -> web.StreamResponse:
@@ -218,4 +244,4 @@ async def openai_models(request: web.Request) -> web.StreamResponse:
 
 async def not_found(request: web.Request) -> web.StreamResponse:
     """Any other path or method: Azure's bare 404."""
-    return json_response(azure_error("404", RESOURCE_NOT_FOUND), 404)
+    return azure_not_found()
