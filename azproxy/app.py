@@ -15,7 +15,8 @@ from .calls import (
 )
 from .cors import setup_cors
 from .handlers import UnknownPath
-from .keys import READINESS, REQUEST_ID, SETTINGS, Readiness
+from .keys import LIVE_DEPLOYMENTS, READINESS, REQUEST_ID, SETTINGS, Readiness
+from .live_models import LiveDeployments
 from .middlewares import deployment_middleware, error_middleware
 from .passthrough import OpenAIPassthrough
 from .realtime import realtime
@@ -33,6 +34,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[READINESS] = Readiness()
+    if settings.management is not None:
+        app[LIVE_DEPLOYMENTS] = LiveDeployments(settings.management)
     app.cleanup_ctx.append(session_ctx)
     app.on_shutdown.append(_start_draining)
     app.on_response_prepare.append(_stamp_request_id)

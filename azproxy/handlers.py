@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,16 +12,28 @@ from aiohttp import web
 from . import __version__
 from .credentials import client_key, parse_triple_key
 from .errors import MethodNotAllowed, NotFound
-from .keys import READINESS, SETTINGS
+from .keys import CLIENT_SESSION, LIVE_DEPLOYMENTS, READINESS, SETTINGS
+from .live_models import LiveDeploymentsError
 from .responses import json_response
 from .targets import UNSUPPORTED_ON_AZURE
 
 _STARTED = int(time.time())
+log = logging.getLogger("azproxy")
 
 
-def _model_ids(request: web.Request) -> list[str]:
-    """The models this gateway can name for this client: the mapper's and its triple key's."""
-    ids = set(request.app[SETTINGS].model_mapping)
+async def _model_ids(request: web.Request) -> list[str]:
+    """The models this client can name: the mapper's and its triple key's; with live listing,
+    the resource's deployments and the aliases that map to one of them."""
+    mapping = request.app[SETTINGS].model_mapping
+    ids = set(mapping)
+    live = request.app.get(LIVE_DEPLOYMENTS)
+    if live is not None:
+        try:
+            deployments = set(await live.names(request.app[CLIENT_SESSION]))
+        except LiveDeploymentsError as exc:
+            log.warning("live model listing failed (%s); listing the mapper's models", exc)
+        else:
+            ids = deployments | {alias for alias, d in mapping.items() if d in deployments}
     key = client_key(request.headers.get("api-key"), request.headers.get("Authorization"))
     if key and ":" in key and not request.app[SETTINGS].token:
         ids.update(parse_triple_key(key).mapping)
@@ -33,13 +46,14 @@ def _model(model_id: str) -> dict[str, Any]:
 
 async def list_models(request: web.Request) -> web.Response:
     """`GET /v1/models` in OpenAI's shape."""
-    return json_response({"object": "list", "data": [_model(m) for m in _model_ids(request)]})
+    ids = await _model_ids(request)
+    return json_response({"object": "list", "data": [_model(m) for m in ids]})
 
 
 async def get_model(request: web.Request) -> web.Response:
     """`GET /v1/models/{model}`; unknown → 404 `model_not_found`."""
     model_id = request.match_info["model"]
-    if model_id not in _model_ids(request):
+    if model_id not in await _model_ids(request):
         raise NotFound(
             f"The model '{model_id}' does not exist or you do not have access to it.",
             param="model",

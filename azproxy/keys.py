@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from .credentials import Credentials
+from .live_models import LiveDeployments
 from .settings import Settings
 
 
@@ -21,6 +22,7 @@ class Readiness:
 
 SETTINGS = web.AppKey("settings", Settings)
 READINESS = web.AppKey("readiness", Readiness)
+LIVE_DEPLOYMENTS = web.AppKey("live_deployments", LiveDeployments)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .live_models import Management
 from .mapper import MapperSyntaxError, build_mapping
 
 Mode = Literal["azure", "openai"]
@@ -71,6 +72,7 @@ class Settings:
     workers: int = 1
     shutdown_timeout: float = 30.0
     stream_mode: StreamMode = "openai"
+    management: Management | None = None  # set: /v1/models lists the live deployments
     family_api_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def api_version_for(self, family: str) -> str:
@@ -114,6 +116,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),
         workers=get.integer("AZURE_OPENAI_PROXY_WORKERS", 1, minimum=1),
         stream_mode=_stream_mode(get.text("AZURE_OPENAI_STREAM_MODE") or "openai"),
+        management=_management(get),
         shutdown_timeout=get.seconds("AZURE_OPENAI_PROXY_SHUTDOWN_TIMEOUT", 30.0),
         family_api_versions=MappingProxyType(
             {
@@ -189,6 +192,45 @@ def _mode(value: str) -> Mode:
     if lowered == "openai":
         return "openai"
     raise ConfigError(f"AZURE_OPENAI_PROXY_MODE={value!r} is not one of: azure, openai")
+
+
+def _management(get: _Reader) -> Management | None:
+    where = {
+        name: get.text(name)
+        for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_OPENAI_ACCOUNT")
+    }
+    if not any(where.values()):
+        return None
+    missing = [name for name, value in where.items() if not value]
+    if missing:
+        raise ConfigError(f"live model listing needs {', '.join(missing)} too")
+    credentials = {
+        name: get.text(name)
+        for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+    }
+    token = get.text("AZURE_MANAGEMENT_TOKEN")
+    if not token and not all(credentials.values()):
+        raise ConfigError(
+            "live model listing needs AZURE_MANAGEMENT_TOKEN, or AZURE_TENANT_ID, "
+            "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
+        )
+    return Management(
+        subscription=where["AZURE_SUBSCRIPTION_ID"] or "",
+        resource_group=where["AZURE_RESOURCE_GROUP"] or "",
+        account=where["AZURE_OPENAI_ACCOUNT"] or "",
+        token=token,
+        tenant=credentials["AZURE_TENANT_ID"],
+        client_id=credentials["AZURE_CLIENT_ID"],
+        client_secret=credentials["AZURE_CLIENT_SECRET"],
+        arm_endpoint=_url(
+            "AZURE_MANAGEMENT_ENDPOINT",
+            get.text("AZURE_MANAGEMENT_ENDPOINT") or "https://management.azure.com",
+        ),
+        authority=_url(
+            "AZURE_AUTHORITY_HOST",
+            get.text("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com",
+        ),
+    )
 
 
 def _stream_mode(value: str) -> StreamMode:

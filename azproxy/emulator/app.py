@@ -19,7 +19,7 @@ from .handlers import (
     openai_chat,
     openai_models,
 )
-from .management import arm
+from .management import arm, token
 from .realtime import realtime
 from .resources import BATCH_ACTIVE, BATCHES, JOB_ACTIVE, JOBS, VECTOR_STORES
 from .state import EMULATOR_STATE, EmulatorState, RecordedRequest
@@ -83,6 +83,7 @@ def _add_routes(app: web.Application) -> None:
     _add_resource_routes(router)
     router.add_get(BOTH + "realtime", realtime)
     router.add_route("*", "/subscriptions/{tail:.*}", arm)
+    router.add_post("/{tenant}/oauth2/v2.0/token", token)
     router.add_post("/v1/chat/completions", openai_chat)
     router.add_get("/v1/models", openai_models)
     # Last: anything else, including a known path with the wrong method, is Azure's 404.

@@ -60,3 +60,17 @@ async def arm(request: web.Request) -> web.StreamResponse:
         f"Microsoft.CognitiveServices/accounts/{match['account']}"
     )
     return json_response({"value": [arm_deployment(prefix, n) for n in names]})
+
+
+async def token(request: web.Request) -> web.StreamResponse:
+    """Microsoft Entra's client-credentials token endpoint, enough for the gateway's ARM calls."""
+    form = await request.post()
+    if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
+        error = {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client."}
+        return json_response(error, 401)
+    if form.get("scope") != "https://management.azure.com/.default":
+        error = {"error": "invalid_scope", "error_description": "AADSTS70011: Invalid scope."}
+        return json_response(error, 400)
+    return json_response(
+        {"token_type": "Bearer", "expires_in": 3599, "access_token": "emulator-arm-token"}
+    )
