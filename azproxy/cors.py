@@ -39,19 +39,20 @@ def setup_cors(app: web.Application) -> None:
     cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
     for resource in list(app.router.resources()):
         cors.add(resource)
-    app.on_response_prepare.append(_vary_on_origin)
-    if origins == ("*",):
-        app.on_response_prepare.append(_allow_any_origin)
+    app.on_response_prepare.append(_any_origin if origins == ("*",) else _listed_origins)
 
 
-async def _vary_on_origin(request: web.Request, response: web.StreamResponse) -> None:
+async def _listed_origins(request: web.Request, response: web.StreamResponse) -> None:
     # aiohttp-cors echoes the request's Origin; a shared cache must not reuse the answer
     # for another origin.
     if "Origin" in request.headers:
         response.headers.add("Vary", "Origin")
 
 
-async def _allow_any_origin(request: web.Request, response: web.StreamResponse) -> None:
-    # aiohttp-cors answers only requests that carry Origin; the original proxies sent
-    # `Access-Control-Allow-Origin: *` on every response, and some embedded UIs rely on it.
-    response.headers.setdefault("Access-Control-Allow-Origin", "*")
+async def _any_origin(request: web.Request, response: web.StreamResponse) -> None:
+    if "Origin" in request.headers:
+        response.headers.add("Vary", "Origin")
+    else:
+        # aiohttp-cors answers only requests that carry Origin; the original proxies sent
+        # `Access-Control-Allow-Origin: *` on every response, and some embedded UIs rely on it.
+        response.headers["Access-Control-Allow-Origin"] = "*"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -30,7 +30,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Stamp the request id, and turn every failure into an OpenAI-shaped error response."""
     client_id = request.headers.get("x-request-id", "")
-    request[REQUEST_ID] = client_id if _REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
+    # 128 random bits, as uuid4 carries, for a third of its cost.
+    request[REQUEST_ID] = client_id if _REQUEST_ID.fullmatch(client_id) else os.urandom(16).hex()
     started = time.monotonic()
     try:
         return await handler(request)
