@@ -37,7 +37,14 @@ fmt: $(VENV)/.test-deps
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
-pytest: $(VENV)/.test-deps
+# The Node SDK end-to-end tests run the official `openai` package with the machine's Node.js.
+NODE_E2E := tests/node
+
+$(NODE_E2E)/node_modules/.installed: $(NODE_E2E)/package.json $(NODE_E2E)/package-lock.json
+	npm ci --prefix $(NODE_E2E) --no-audit --no-fund
+	touch $@
+
+pytest: $(VENV)/.test-deps $(NODE_E2E)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.run-deps  ## direct-vs-gateway benchmark; installs nginx and wrk from Debian if missing
@@ -45,4 +52,4 @@ bench: $(VENV)/.run-deps  ## direct-vs-gateway benchmark; installs nginx and wrk
 	bench/run.sh $(BIN)/python $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache $(NODE_E2E)/node_modules
