@@ -101,6 +101,15 @@ async def test_v1_upstream_rewrites_model_to_deployment(
         ("GET", "/v1/vector_stores", "/openai/v1/vector_stores", {}),
         ("GET", "/v1/batches", "/openai/batches", {"api-version": "2024-10-21"}),
         ("GET", "/v1/responses/resp_1", "/openai/v1/responses/resp_1", {}),
+        ("DELETE", "/v1/responses/resp_1", "/openai/v1/responses/resp_1", {}),
+        ("GET", "/v1/responses/resp_1/input_items", "/openai/v1/responses/resp_1/input_items", {}),
+        ("POST", "/v1/responses/resp_1/cancel", "/openai/v1/responses/resp_1/cancel", {}),
+        (
+            "POST",
+            "/v1/batches/b1/cancel",
+            "/openai/batches/b1/cancel",
+            {"api-version": "2024-10-21"},
+        ),
         (
             "GET",
             "/openai/files?api-version=2024-06-01",
