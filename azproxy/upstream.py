@@ -107,6 +107,9 @@ def create_session(app: web.Application) -> aiohttp.ClientSession:
         connector=connector,
         timeout=timeout,
         auto_decompress=True,
+        # One session serves every client: a cookie Azure sets for one must never be sent on
+        # behalf of another (and not tracking cookies spares work on every call).
+        cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent",),
         trust_env=False,
     )

@@ -290,3 +290,28 @@ async def test_non_streaming_bodies_name_the_client_model(
         reply = await r.json()
     assert reply["model"] == "gpt-4o"
     assert reply["choices"][0]["message"]["role"] == "assistant"
+
+
+async def test_upstream_cookies_are_not_shared_between_clients(
+    aiohttp_server: ServerFactory, start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"object": "chat.completion"})
+        response.set_cookie("affinity", "client-a-session")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/openai/deployments/{d}/chat/completions", handler)
+    server = await aiohttp_server(app)
+    # A host name, not 127.0.0.1: cookie jars ignore cookies from IP addresses.
+    gateway = await start_gateway(AZURE_OPENAI_ENDPOINT=f"http://localhost:{server.port}")
+    for key in ("client-a", "client-b"):
+        body = {**STREAM, "stream": False}
+        async with http.post(
+            gateway.url("/v1/chat/completions"), json=body, headers=auth(key)
+        ) as r:
+            assert r.status == 200
+    assert seen == [None, None]
