@@ -71,6 +71,7 @@ class Settings:
     access_log: bool = True
     workers: int = 1
     shutdown_timeout: float = 30.0
+    backlog: int = 4096
     stream_mode: StreamMode = "openai"
     management: Management | None = None  # set: /v1/models lists the live deployments
     family_api_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -115,6 +116,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=_log_level(get.text("AZURE_OPENAI_PROXY_LOG_LEVEL") or "INFO"),
         access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),
         workers=get.integer("AZURE_OPENAI_PROXY_WORKERS", 1, minimum=1),
+        backlog=get.integer("AZURE_OPENAI_PROXY_BACKLOG", 4096, minimum=1),
         stream_mode=_stream_mode(get.text("AZURE_OPENAI_STREAM_MODE") or "openai"),
         management=_management(get),
         shutdown_timeout=get.seconds("AZURE_OPENAI_PROXY_SHUTDOWN_TIMEOUT", 30.0),
