@@ -36,7 +36,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except (asyncio.CancelledError, ConnectionResetError):
-        log_abandoned(request, time.monotonic() - started)
+        if request.app[SETTINGS].access_log:
+            log_abandoned(request, time.monotonic() - started)
         raise
     except GatewayError as exc:
         return json_response(exc.to_dict(), status=exc.status, headers=exc.headers)
