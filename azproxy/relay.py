@@ -18,6 +18,7 @@ from .errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, error_bo
 from .keys import CLIENT_SESSION, REQUEST_ID, SETTINGS, STREAM_RESPONSE, UPSTREAM_STATUS
 from .normalise import StreamNormaliser, rewrite_model
 from .upstream import HOP_BY_HOP, UpstreamCall, select_headers
+from .watchdog import IdleWatchdog
 
 log = logging.getLogger("azproxy.relay")
 
@@ -137,25 +138,23 @@ def _client_headers(
     return headers
 
 
-async def _read_chunk(upstream: aiohttp.ClientResponse, idle: float) -> bytes:
-    async with asyncio.timeout(idle):
-        return await upstream.content.readany()
-
-
 async def _buffered(
     request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], host: str
 ) -> web.Response:
     idle = request.app[SETTINGS].stream_idle_timeout
     parts: list[bytes] = []
-    try:
-        while chunk := await _read_chunk(upstream, idle):
-            parts.append(chunk)
-    except TimeoutError:
-        raise UpstreamTimeout(f"The upstream {host} stopped sending its response.") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnreachable(
-            f"The upstream {host} failed while sending its response: {_reason(exc)}."
-        ) from None
+    with IdleWatchdog(idle, upstream.close) as watchdog:
+        try:
+            while chunk := await upstream.content.readany():
+                watchdog.touch()
+                parts.append(chunk)
+        except aiohttp.ClientError as exc:
+            if not watchdog.fired:
+                raise UpstreamUnreachable(
+                    f"The upstream {host} failed while sending its response: {_reason(exc)}."
+                ) from None
+    if watchdog.fired:
+        raise UpstreamTimeout(f"The upstream {host} stopped sending its response.")
     headers.popall("Content-Type", None)
     response = web.Response(status=upstream.status, body=b"".join(parts), headers=headers)
     response.content_type = upstream.content_type
@@ -211,29 +210,36 @@ async def _pump(
     """Copy every chunk the moment it arrives; return the last two bytes written."""
     idle = request.app[SETTINGS].stream_idle_timeout
     tail = b"\n\n"
-    try:
-        while chunk := await _read_chunk(upstream, idle):
-            if normaliser is not None:
-                chunk = normaliser.feed(chunk)
-                if not chunk:
+    failure: aiohttp.ClientError | None = None
+    with IdleWatchdog(idle, upstream.close) as watchdog:
+        try:
+            while chunk := await upstream.content.readany():
+                watchdog.touch()
+                if normaliser is not None and not (chunk := normaliser.feed(chunk)):
                     continue
-            await response.write(chunk)
-            tail = chunk[-2:] if len(chunk) >= 2 else tail[-1:] + chunk
-        if normaliser is not None and (rest := normaliser.flush()):
-            await response.write(rest)
-            tail = rest[-2:] if len(rest) >= 2 else tail[-1:] + rest
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        upstream.close()
-        error = (
-            UpstreamTimeout(f"The upstream {host} sent nothing for {idle:g} s; stream ended.")
-            if isinstance(exc, TimeoutError)
-            else UpstreamUnreachable(f"The upstream {host} failed mid-stream: {_reason(exc)}.")
-        )
-        log.warning("stream from %s ended early: %s", host, error.message)
-        if report_errors:
-            await response.write(_complete_event(tail) + error_event(error))
-        return b"\n\n"
-    return tail
+                await response.write(chunk)
+                tail = _last_two(tail, chunk)
+            if normaliser is not None and (rest := normaliser.flush()):
+                await response.write(rest)
+                tail = _last_two(tail, rest)
+        except aiohttp.ClientError as exc:
+            failure = exc
+    error: GatewayError
+    if watchdog.fired:
+        error = UpstreamTimeout(f"The upstream {host} sent nothing for {idle:g} s; stream ended.")
+    elif failure is not None:
+        error = UpstreamUnreachable(f"The upstream {host} failed mid-stream: {_reason(failure)}.")
+    else:
+        return tail
+    upstream.close()
+    log.warning("stream from %s ended early: %s", host, error.message)
+    if report_errors:
+        await response.write(_complete_event(tail) + error_event(error))
+    return b"\n\n"
+
+
+def _last_two(tail: bytes, chunk: bytes) -> bytes:
+    return chunk[-2:] if len(chunk) >= 2 else tail[-1:] + chunk
 
 
 def retry_wait(headers: CIMultiDict[str]) -> float:
