@@ -144,30 +144,35 @@ class MultipartCall(UpstreamHandler):
         self.operation = operation
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        credentials = request[CREDENTIALS]
+        if "deployment" in request.match_info:
+            # Azure-style path: it names the deployment, so the body streams through unread.
+            return await self._send(request, request.match_info["deployment"], None)
         upload = await _scan(request)
         try:
-            model = request.match_info.get("deployment") or upload.model
-            deployment = credentials.deployment_for(model)
-            request[MODEL], request[DEPLOYMENT] = model, deployment
-            target = deployment_target(
-                credentials.endpoint, self.operation, deployment, self.api_version(request)
-            )
-            replace = deployment if target.rewrite_model and upload.model != deployment else None
-            headers = azure_headers(request, credentials, request[REQUEST_ID])
-            size = upload.size(replace)
-            if size is not None:
-                headers["Content-Length"] = str(size)
-            call = UpstreamCall(
-                method="POST",
-                url=target.url,
-                headers=headers,
-                body=_as_gateway_errors(upload.body(replace)),
-                host=host_of(credentials.endpoint),
-            )
-            response = await forward(request, call)
+            return await self._send(request, upload.model, upload)
         finally:
             upload.close()
+
+    async def _send(
+        self, request: web.Request, model: str, upload: ScannedUpload | None
+    ) -> web.StreamResponse:
+        credentials = request[CREDENTIALS]
+        deployment = credentials.deployment_for(model)
+        request[MODEL], request[DEPLOYMENT] = model, deployment
+        target = deployment_target(
+            credentials.endpoint, self.operation, deployment, self.api_version(request)
+        )
+        headers = azure_headers(request, credentials, request[REQUEST_ID])
+        body: AsyncIterator[bytes] | None
+        if upload is None:
+            body = streamed_body(request, headers)
+        else:
+            replace = deployment if target.rewrite_model and model != deployment else None
+            if (size := upload.size(replace)) is not None:
+                headers["Content-Length"] = str(size)
+            body = _as_gateway_errors(upload.body(replace))
+        call = UpstreamCall("POST", target.url, headers, body, host_of(credentials.endpoint))
+        response = await forward(request, call)
         return explain_missing_deployment(response, credentials, model, deployment)
 
 

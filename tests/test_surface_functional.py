@@ -146,3 +146,19 @@ async def test_responses_create_goes_to_v1_with_the_deployment_as_model(
     received = emulator.last_request
     assert (received.path, received.query) == ("/openai/v1/responses", {})
     assert orjson.loads(received.body) == {"model": "prod-4o", "input": "hi"}
+
+
+async def test_azure_style_upload_streams_through_without_a_model_field(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession, emulator: EmulatorState
+) -> None:
+    gateway = await start_gateway(AZURE_OPENAI_MODEL_MAPPER="whisper=whisper-prod")
+    form = aiohttp.FormData()
+    form.add_field("file", b"RIFF....WAVE", filename="a.wav", content_type="audio/wav")
+    url = gateway.url("/openai/deployments/whisper/audio/transcriptions?api-version=2024-06-01")
+    async with http.post(url, data=form, headers={"api-key": KEY}) as resp:
+        await resp.read()
+    received = emulator.last_request
+    assert received.path == "/openai/deployments/whisper-prod/audio/transcriptions"
+    assert received.query == {"api-version": "2024-06-01"}
+    assert received.body.startswith(b"--")  # the client's multipart body, unchanged
+    assert b'filename="a.wav"' in received.body
