@@ -49,9 +49,9 @@ class UpstreamHandler:
         if self.style == "azure_v1":
             return V1
         client_version = request.query.get("api-version") if self.style == "azure" else None
-        credentials_version = request[CREDENTIALS].api_version
-        settings = request.app[SETTINGS]
-        return client_version or credentials_version or settings.api_version_for(self.family)
+        return client_version or request.app[SETTINGS].api_version_for(
+            self.family, request[CREDENTIALS].api_version
+        )
 
 
 class DeploymentCall(UpstreamHandler):
@@ -231,7 +231,8 @@ def streamed_body(request: web.Request, headers: CIMultiDict[str]) -> AsyncItera
             raise PayloadTooLarge(
                 f"The request body is larger than {limit} bytes (AZURE_OPENAI_PROXY_MAX_BODY)."
             )
-        headers["Content-Length"] = str(length)
+        if "Content-Encoding" not in request.headers:  # else the length is the compressed one
+            headers["Content-Length"] = str(length)
     return _bounded(request, limit)
 
 

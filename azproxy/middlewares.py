@@ -15,7 +15,14 @@ from .accesslog import log_abandoned
 from .body import model_of, parse_object
 from .calls import UpstreamHandler
 from .credentials import client_key, resolve_credentials
-from .errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, error_body
+from .errors import (
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    error_body,
+)
 from .keys import BODY, CREDENTIALS, DEPLOYMENT, MODEL, PAYLOAD, REQUEST_ID, SETTINGS
 from .responses import json_response
 
@@ -41,6 +48,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except GatewayError as exc:
         return json_response(exc.to_dict(), status=exc.status, headers=exc.headers)
+    except web.RequestPayloadError:
+        # e.g. a body that is not the gzip its Content-Encoding claims
+        error = InvalidRequest("The request body could not be read.", code="invalid_body")
+        return json_response(error.to_dict(), status=error.status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

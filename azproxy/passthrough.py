@@ -7,7 +7,7 @@ from aiohttp import web
 from .handlers import CorsView
 from .keys import SETTINGS
 from .relay import forward
-from .upstream import HOP_BY_HOP, UpstreamCall, forwarded_headers, host_of
+from .upstream import HOP_BY_HOP, REQUEST_DECODED, UpstreamCall, forwarded_headers, host_of
 
 
 class OpenAIPassthrough(CorsView):
@@ -21,7 +21,7 @@ class OpenAIPassthrough(CorsView):
         call = UpstreamCall(
             method=request.method,
             url=url,
-            headers=forwarded_headers(request.headers, HOP_BY_HOP),
+            headers=forwarded_headers(request.headers, HOP_BY_HOP | REQUEST_DECODED),
             body=body,
             host=host_of(base),
             auto_decompress=False,

@@ -169,7 +169,7 @@ def realtime_api_version(request: web.Request, credentials: Credentials) -> str:
         request.query.get("api-version") if request.path.startswith("/openai/") else None
     )
     settings = request.app[SETTINGS]
-    return client_version or credentials.api_version or settings.api_version_for("realtime")
+    return client_version or settings.api_version_for("realtime", credentials.api_version)
 
 
 def upstream_url(request: web.Request, credentials: Credentials, deployment: str) -> str:

@@ -176,9 +176,11 @@ async def pump_events(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     request[STREAM_RESPONSE] = response
     await response.prepare(request)
-    tail = await _pump(request, upstream, response, host, normaliser=normaliser)
+    tail, error = await _pump(request, upstream, response, host, normaliser=normaliser)
     ending = _complete_event(tail)
-    if ending:
+    if error is not None:
+        await response.write(ending + error_event(error))
+    elif ending:
         await response.write(ending)
     await response.write_eof()
     return response
@@ -193,7 +195,12 @@ async def pump_bytes(
         response.content_length = upstream.content_length
     request[STREAM_RESPONSE] = response
     await response.prepare(request)
-    await _pump(request, upstream, response, host, report_errors=False)
+    _, error = await _pump(request, upstream, response, host)
+    if error is not None and request.transport is not None:
+        # A binary body cannot carry an error event: cut the connection, so the client sees
+        # a truncated download rather than a complete-looking file or a wait for missing bytes.
+        request.transport.abort()
+        return response
     await response.write_eof()
     return response
 
@@ -204,10 +211,13 @@ async def _pump(
     response: web.StreamResponse,
     host: str,
     *,
-    report_errors: bool = True,
     normaliser: StreamNormaliser | None = None,
-) -> bytes:
-    """Copy every chunk the moment it arrives; return the last two bytes written."""
+) -> tuple[bytes, GatewayError | None]:
+    """Copy every chunk the moment it arrives.
+
+    Returns the last two bytes written (to complete the final event) and, if the upstream
+    failed or fell silent, the error to report; the upstream is closed then.
+    """
     idle = request.app[SETTINGS].stream_idle_timeout
     tail = b"\n\n"
     failure: aiohttp.ClientError | None = None
@@ -230,12 +240,10 @@ async def _pump(
     elif failure is not None:
         error = UpstreamUnreachable(f"The upstream {host} failed mid-stream: {_reason(failure)}.")
     else:
-        return tail
+        return tail, None
     upstream.close()
     log.warning("stream from %s ended early: %s", host, error.message)
-    if report_errors:
-        await response.write(_complete_event(tail) + error_event(error))
-    return b"\n\n"
+    return tail, error
 
 
 def _last_two(tail: bytes, chunk: bytes) -> bytes:

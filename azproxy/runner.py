@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from .errors import error_body
+from .keys import SETTINGS
 
 
 class SafeRequestHandler(RequestHandler):
@@ -45,6 +46,14 @@ class SafeRequestHandler(RequestHandler):
         response = web.Response(
             status=status, body=orjson.dumps(body), content_type="application/json"
         )
+        # The app's CORS hooks do not run here; without this a browser sees a network error.
+        origins = getattr(self._manager, "cors_origins", ())
+        origin = request.headers.get("Origin", "")
+        if "*" in origins:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin and origin in origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
         response.force_close()
         return response
 
@@ -57,9 +66,14 @@ class GatewayRunner(web.AppRunner):
         # aiohttp builds the Server inside the Application and offers no hook for the
         # protocol class; switching the instance's class keeps every other setting as built.
         server.__class__ = _SafeServer
+        settings = self.app.get(SETTINGS)
+        if settings is not None and isinstance(server, _SafeServer):
+            server.cors_origins = settings.cors_origins
         return server
 
 
 class _SafeServer(web.Server):
+    cors_origins: tuple[str, ...] = ()
+
     def __call__(self) -> RequestHandler:
         return SafeRequestHandler(self, loop=self._loop, **self._kwargs)

@@ -76,13 +76,17 @@ class Settings:
     management: Management | None = None  # set: /v1/models lists the live deployments
     family_api_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def api_version_for(self, family: str) -> str:
-        """The api-version for an endpoint family: its own setting, else the global one.
+    def api_version_for(self, family: str, default: str | None = None) -> str:
+        """The api-version for an endpoint family: its own setting, else `default` (a triple
+        key's version), else the global one.
 
         A family Azure's v1 surface lacks never gets "v1": it falls back to the dated default.
         """
         version = (
-            self.family_api_versions.get(family) or FAMILY_DEFAULTS.get(family) or self.api_version
+            self.family_api_versions.get(family)
+            or FAMILY_DEFAULTS.get(family)
+            or default
+            or self.api_version
         )
         if version == V1 and family in CLASSIC_ONLY:
             return DEFAULT_API_VERSION

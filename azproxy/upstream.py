@@ -29,6 +29,8 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+# aiohttp's server decodes a gzip/deflate request body; what we forward is the decoded bytes.
+REQUEST_DECODED = frozenset({"content-encoding"})
 _CLIENT_ONLY = frozenset(
     {
         "authorization",
@@ -39,7 +41,7 @@ _CLIENT_ONLY = frozenset(
         "accept-encoding",
     }
 )
-DROPPED_TOWARDS_AZURE = HOP_BY_HOP | _CLIENT_ONLY
+DROPPED_TOWARDS_AZURE = HOP_BY_HOP | _CLIENT_ONLY | REQUEST_DECODED
 
 
 @dataclass(frozen=True, slots=True)
