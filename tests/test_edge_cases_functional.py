@@ -1,4 +1,4 @@
-"""Review findings: each test fails against the current code for the reason its docstring states."""
+"""Edge cases found in review: truncated downloads, triple-key versions, gzip, parse errors."""
 
 from __future__ import annotations
 
