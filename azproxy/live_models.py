@@ -69,7 +69,9 @@ class LiveDeployments:
         value = body.get("value")
         if not isinstance(value, list):
             raise LiveDeploymentsError("ARM's answer has no 'value' list")
-        return sorted(d["name"] for d in value if isinstance(d, dict) and "name" in d)
+        return sorted(
+            d["name"] for d in value if isinstance(d, dict) and isinstance(d.get("name"), str)
+        )
 
     async def _bearer(self, session: aiohttp.ClientSession) -> str:
         m = self._management

@@ -65,7 +65,7 @@ class Settings:
     connect_timeout: float = 10.0
     first_byte_timeout: float = 300.0
     stream_idle_timeout: float = 300.0
-    pool_size: int = 256
+    pool_size: int = 1024
     max_body: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     access_log: bool = True
@@ -115,7 +115,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         connect_timeout=get.seconds("AZURE_OPENAI_CONNECT_TIMEOUT", 10.0),
         first_byte_timeout=get.seconds("AZURE_OPENAI_FIRST_BYTE_TIMEOUT", 300.0),
         stream_idle_timeout=get.seconds("AZURE_OPENAI_STREAM_IDLE_TIMEOUT", 300.0),
-        pool_size=get.integer("AZURE_OPENAI_PROXY_POOL_SIZE", 256, minimum=1),
+        pool_size=get.integer("AZURE_OPENAI_PROXY_POOL_SIZE", 1024, minimum=1),
         max_body=get.integer("AZURE_OPENAI_PROXY_MAX_BODY", 32 * 1024 * 1024, minimum=1),
         log_level=_log_level(get.text("AZURE_OPENAI_PROXY_LOG_LEVEL") or "INFO"),
         access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),

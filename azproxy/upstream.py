@@ -102,9 +102,10 @@ def create_session(app: web.Application) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=settings.pool_size, limit_per_host=0, keepalive_timeout=60
     )
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=settings.connect_timeout, sock_connect=settings.connect_timeout
-    )
+    # sock_connect, not connect: aiohttp's `connect` also counts the wait for a free pooled
+    # connection, which would turn a busy pool into false "connect timeout" 504s. That wait
+    # is bounded by the first-byte timeout instead.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,

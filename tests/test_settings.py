@@ -31,7 +31,7 @@ def test_defaults() -> None:
     assert settings.first_byte_timeout == 300.0
     assert settings.stream_idle_timeout == 300.0
     assert settings.max_body == 32 * MiB
-    assert settings.pool_size == 256
+    assert settings.pool_size == 1024
     assert settings.log_level == "INFO"
     assert settings.access_log is True
 
