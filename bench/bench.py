@@ -1090,7 +1090,7 @@ def header(bench: Bench, r: dict[str, Any], args: argparse.Namespace) -> list[st
         "- features on: access log (INFO, to a file), CORS (origins `*`), request ids, "
         "stream normaliser (`AZURE_OPENAI_STREAM_MODE=openai`, the default); stream rows with "
         f"`AZURE_OPENAI_PROXY_POOL_SIZE={r['pool_size']}` (the default 1024 would queue "
-        "streams beyond 256 for a free upstream connection)",
+        "streams beyond 1024 for a free upstream connection)",
         f"- wrk: 1 thread, {args.duration:g} s per figure after a {args.warmup:g} s warm-up, "
         "POST of a 62-byte chat body with `Authorization: Bearer k`; nginx answers a 1 KB "
         "Azure-shaped JSON from memory",
