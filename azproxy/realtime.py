@@ -25,7 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .credentials import Credentials, client_key, resolve_credentials
 from .errors import InvalidRequest, UpstreamTimeout, UpstreamUnreachable, error_body
 from .keys import CLIENT_SESSION, DEPLOYMENT, MODEL, REQUEST_ID, SETTINGS
-from .relay import RELAYED_HEADERS, RELAYED_PREFIXES
+from .relay import RELAYED_HEADERS, RELAYED_PREFIXES, failure_reason
 from .responses import json_response
 from .settings import V1
 from .upstream import host_of
@@ -230,14 +230,9 @@ async def _connect(request: web.Request, url: str, credentials: Credentials) -> 
             f" {settings.first_byte_timeout:g} s)."
         ) from None
     except aiohttp.ClientError as exc:
-        raise UpstreamUnreachable(f"Could not reach the upstream {host}: {_reason(exc)}.") from None
-
-
-def _reason(exc: aiohttp.ClientError) -> str:
-    # aiohttp's messages can quote the URL, query and all: name only the kind of failure.
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return exc.os_error.strerror or type(exc.os_error).__name__
-    return type(exc).__name__
+        raise UpstreamUnreachable(
+            f"Could not reach the upstream {host}: {failure_reason(exc)}."
+        ) from None
 
 
 def refused(

@@ -101,11 +101,12 @@ async def _open(request: web.Request, call: UpstreamCall) -> aiohttp.ClientRespo
             # Our own request body failed while aiohttp was sending it (too large, malformed).
             raise exc.__cause__ from None
         raise UpstreamUnreachable(
-            f"Could not reach the upstream {call.host}: {_reason(exc)}."
+            f"Could not reach the upstream {call.host}: {failure_reason(exc)}."
         ) from None
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """The kind of an upstream failure, safe to show: no URL, query or key."""
     # aiohttp's own messages can quote the URL; give only the kind of failure and the OS reason.
     if isinstance(exc, aiohttp.ClientConnectorError):
         return exc.os_error.strerror or type(exc.os_error).__name__
@@ -151,7 +152,7 @@ async def _buffered(
         except aiohttp.ClientError as exc:
             if not watchdog.fired:
                 raise UpstreamUnreachable(
-                    f"The upstream {host} failed while sending its response: {_reason(exc)}."
+                    f"The upstream {host} failed while sending its response: {failure_reason(exc)}."
                 ) from None
     if watchdog.fired:
         raise UpstreamTimeout(f"The upstream {host} stopped sending its response.")
@@ -238,7 +239,9 @@ async def _pump(
     if watchdog.fired:
         error = UpstreamTimeout(f"The upstream {host} sent nothing for {idle:g} s; stream ended.")
     elif failure is not None:
-        error = UpstreamUnreachable(f"The upstream {host} failed mid-stream: {_reason(failure)}.")
+        error = UpstreamUnreachable(
+            f"The upstream {host} failed mid-stream: {failure_reason(failure)}."
+        )
     else:
         return tail, None
     upstream.close()
