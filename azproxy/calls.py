@@ -45,6 +45,19 @@ class UpstreamHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raise NotImplementedError
 
+    @staticmethod
+    def upstream_call(
+        request: web.Request,
+        url: str,
+        body: bytes | AsyncIterator[bytes] | None,
+        headers: CIMultiDict[str] | None = None,
+    ) -> UpstreamCall:
+        """The call to Azure with this request's method, resolved key and request id."""
+        credentials = request[CREDENTIALS]
+        if headers is None:
+            headers = azure_headers(request, credentials, request[REQUEST_ID])
+        return UpstreamCall(request.method, url, headers, body, host_of(credentials.endpoint))
+
     def api_version(self, request: web.Request) -> str:
         if self.style == "azure_v1":
             return V1
@@ -70,13 +83,7 @@ class DeploymentCall(UpstreamHandler):
             credentials.endpoint, self.operation, deployment, self.api_version(request)
         )
         body = _with_model(request, deployment) if target.rewrite_model else request[BODY]
-        call = UpstreamCall(
-            method="POST",
-            url=target.url,
-            headers=azure_headers(request, credentials, request[REQUEST_ID]),
-            body=body,
-            host=host_of(credentials.endpoint),
-        )
+        call = self.upstream_call(request, target.url, body)
         normalise = (
             self.family in NORMALISED_FAMILIES and request.app[SETTINGS].stream_mode == "openai"
         )
@@ -94,13 +101,7 @@ class ResponsesCreate(UpstreamHandler):
         url = resource_url(
             credentials.endpoint, "responses", request.query.items(), self.api_version(request)
         )
-        call = UpstreamCall(
-            method="POST",
-            url=url,
-            headers=azure_headers(request, credentials, request[REQUEST_ID]),
-            body=_with_model(request, request[DEPLOYMENT]),
-            host=host_of(credentials.endpoint),
-        )
+        call = self.upstream_call(request, url, _with_model(request, request[DEPLOYMENT]))
         response = await forward(request, call)
         return explain_missing_deployment(
             response, credentials, request[MODEL], request[DEPLOYMENT]
@@ -122,13 +123,7 @@ class ResourceCall(UpstreamHandler):
         version = self.api_version(request)
         url = resource_url(credentials.endpoint, path, request.query.items(), version)
         headers = azure_headers(request, credentials, request[REQUEST_ID])
-        call = UpstreamCall(
-            method=request.method,
-            url=url,
-            headers=headers,
-            body=streamed_body(request, headers),
-            host=host_of(credentials.endpoint),
-        )
+        call = self.upstream_call(request, url, streamed_body(request, headers), headers)
         return await forward(request, call)
 
 
@@ -171,7 +166,7 @@ class MultipartCall(UpstreamHandler):
             if (size := upload.size(replace)) is not None:
                 headers["Content-Length"] = str(size)
             body = _as_gateway_errors(upload.body(replace))
-        call = UpstreamCall("POST", target.url, headers, body, host_of(credentials.endpoint))
+        call = self.upstream_call(request, target.url, body, headers)
         response = await forward(request, call)
         return explain_missing_deployment(response, credentials, model, deployment)
 
@@ -228,9 +223,7 @@ def streamed_body(request: web.Request, headers: CIMultiDict[str]) -> AsyncItera
     length = request.content_length
     if length is not None:
         if length > limit:
-            raise PayloadTooLarge(
-                f"The request body is larger than {limit} bytes (AZURE_OPENAI_PROXY_MAX_BODY)."
-            )
+            raise PayloadTooLarge.over(limit)
         if "Content-Encoding" not in request.headers:  # else the length is the compressed one
             headers["Content-Length"] = str(length)
     return _bounded(request, limit)
@@ -241,5 +234,5 @@ async def _bounded(request: web.Request, limit: int) -> AsyncIterator[bytes]:
     async for chunk in request.content.iter_any():
         seen += len(chunk)
         if seen > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+            raise PayloadTooLarge.over(limit)
         yield chunk

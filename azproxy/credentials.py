@@ -13,9 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from .errors import AuthenticationFailed
 from .mapper import MapperSyntaxError, parse_mapper, resolve_deployment
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 # A resource name becomes part of a host name: only a plain DNS label may, so a client
 # can never steer the gateway (and the key it sends) to a host of its choosing.
@@ -128,6 +132,17 @@ def resolve_credentials(
             api_version=triple.api_version,
         )
     return Credentials(client, _require(endpoint), mapping)
+
+
+def credentials_for(settings: Settings, client: str | None) -> Credentials:
+    """`resolve_credentials` with the gateway's configuration."""
+    return resolve_credentials(
+        token=settings.token,
+        client=client,
+        endpoint=settings.endpoint,
+        mapping=settings.model_mapping,
+        resource_endpoint=settings.resource_endpoint,
+    )
 
 
 def _require(endpoint: str | None) -> str:

@@ -83,6 +83,10 @@ class MethodNotAllowed(GatewayError):
 class PayloadTooLarge(GatewayError):
     """Raised when the request body exceeds AZURE_OPENAI_PROXY_MAX_BODY."""
 
+    @classmethod
+    def over(cls, limit: int) -> PayloadTooLarge:
+        return cls(f"The request body is larger than {limit} bytes (AZURE_OPENAI_PROXY_MAX_BODY).")
+
     status = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"

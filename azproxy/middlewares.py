@@ -14,7 +14,7 @@ from aiohttp import web
 from .accesslog import log_abandoned
 from .body import model_of, parse_object
 from .calls import UpstreamHandler
-from .credentials import client_key, resolve_credentials
+from .credentials import client_key, credentials_for
 from .errors import (
     GatewayError,
     InvalidRequest,
@@ -75,10 +75,7 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
             headers={"Allow": ", ".join(sorted(exc.allowed_methods))},
         )
     elif exc.status == 413:
-        limit = request.app[SETTINGS].max_body
-        error = PayloadTooLarge(
-            f"The request body is larger than {limit} bytes (AZURE_OPENAI_PROXY_MAX_BODY)."
-        )
+        error = PayloadTooLarge.over(request.app[SETTINGS].max_body)
     else:
         body = error_body(exc.text or exc.reason, "invalid_request_error", None, None)
         return json_response(body, status=exc.status)
@@ -91,14 +88,8 @@ async def deployment_middleware(request: web.Request, handler: Handler) -> web.S
     owner = getattr(request.match_info.handler, "__self__", None)
     if not isinstance(owner, UpstreamHandler):
         return await handler(request)
-    settings = request.app[SETTINGS]
-    credentials = resolve_credentials(
-        token=settings.token,
-        client=client_key(request.headers.get("api-key"), request.headers.get("Authorization")),
-        endpoint=settings.endpoint,
-        mapping=settings.model_mapping,
-        resource_endpoint=settings.resource_endpoint,
-    )
+    key = client_key(request.headers.get("api-key"), request.headers.get("Authorization"))
+    credentials = credentials_for(request.app[SETTINGS], key)
     request[CREDENTIALS] = credentials
     if not owner.json_model:
         return await handler(request)

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .credentials import Credentials, client_key, resolve_credentials
+from .credentials import Credentials, client_key, credentials_for
 from .errors import InvalidRequest, UpstreamTimeout, UpstreamUnreachable, error_body
 from .keys import CLIENT_SESSION, DEPLOYMENT, MODEL, REQUEST_ID, SETTINGS
 from .relay import RELAYED_HEADERS, RELAYED_PREFIXES, failure_reason
@@ -112,16 +112,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
 
 def realtime_credentials(request: web.Request) -> Credentials:
     """Credentials as for every call, plus the two forms browsers can send."""
-    settings = request.app[SETTINGS]
     headers = request.headers
     key = client_key(headers.get("api-key"), headers.get("Authorization")) or browser_key(request)
-    return resolve_credentials(
-        token=settings.token,
-        client=key,
-        endpoint=settings.endpoint,
-        mapping=settings.model_mapping,
-        resource_endpoint=settings.resource_endpoint,
-    )
+    return credentials_for(request.app[SETTINGS], key)
 
 
 def browser_key(request: web.Request) -> str | None:
