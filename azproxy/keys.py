@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from .credentials import Credentials
+from .h1client import H1Pool
 from .live_models import LiveDeployments
 from .settings import Settings
 
@@ -24,6 +25,8 @@ SETTINGS = web.AppKey("settings", Settings)
 READINESS = web.AppKey("readiness", Readiness)
 LIVE_DEPLOYMENTS = web.AppKey("live_deployments", LiveDeployments)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+# Absent when AZURE_OPENAI_PROXY_UPSTREAM_CLIENT=aiohttp.
+H1_POOL = web.AppKey("h1_pool", H1Pool)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CREDENTIALS = web.RequestKey("credentials", Credentials)

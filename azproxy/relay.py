@@ -8,19 +8,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 import aiohttp
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, error_body
-from .keys import CLIENT_SESSION, REQUEST_ID, SETTINGS, STREAM_RESPONSE, UPSTREAM_STATUS
+from .h1client import ConnectError
+from .keys import CLIENT_SESSION, H1_POOL, REQUEST_ID, SETTINGS, STREAM_RESPONSE, UPSTREAM_STATUS
 from .normalise import StreamNormaliser, rewrite_model
 from .upstream import HOP_BY_HOP, UpstreamCall, select_headers
 from .watchdog import IdleWatchdog
 
 log = logging.getLogger("azproxy.relay")
+
+
+class _Body(Protocol):
+    async def readany(self) -> bytes: ...
+
+
+class UpstreamResponse(Protocol):
+    """What the relay reads of an answer: `aiohttp.ClientResponse` or `h1client.H1Response`."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def content(self) -> _Body: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def charset(self) -> str | None: ...
+    @property
+    def content_length(self) -> int | None: ...
+    def release(self) -> object: ...
+    def close(self) -> None: ...
+
 
 # What a client may see of Azure's response headers.
 RELAYED_HEADERS = frozenset(
@@ -78,19 +104,11 @@ async def forward(
     return response
 
 
-async def _open(request: web.Request, call: UpstreamCall) -> aiohttp.ClientResponse:
+async def _open(request: web.Request, call: UpstreamCall) -> UpstreamResponse:
     settings = request.app[SETTINGS]
-    session = request.app[CLIENT_SESSION]
     try:
         async with asyncio.timeout(settings.first_byte_timeout):
-            return await session.request(
-                call.method,
-                call.url,
-                headers=call.headers,
-                data=call.body,
-                allow_redirects=False,
-                auto_decompress=call.auto_decompress,
-            )
+            return await _send(request.app, call)
     except TimeoutError:
         raise UpstreamTimeout(
             f"The upstream {call.host} did not answer in time (connect timeout "
@@ -105,16 +123,32 @@ async def _open(request: web.Request, call: UpstreamCall) -> aiohttp.ClientRespo
         ) from None
 
 
+async def _send(app: web.Application, call: UpstreamCall) -> UpstreamResponse:
+    pool = app.get(H1_POOL)
+    if pool is not None and isinstance(call.body, bytes) and call.method != "HEAD":
+        return await pool.request(
+            call.method, call.url, call.headers, call.body, decode=call.auto_decompress
+        )
+    return await app[CLIENT_SESSION].request(
+        call.method,
+        call.url,
+        headers=call.headers,
+        data=call.body,
+        allow_redirects=False,
+        auto_decompress=call.auto_decompress,
+    )
+
+
 def failure_reason(exc: BaseException) -> str:
     """The kind of an upstream failure, safe to show: no URL, query or key."""
     # aiohttp's own messages can quote the URL; give only the kind of failure and the OS reason.
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectError):
         return exc.os_error.strerror or type(exc.os_error).__name__
     return type(exc).__name__
 
 
 def _client_headers(
-    request: web.Request, upstream: aiohttp.ClientResponse, passthrough: bool
+    request: web.Request, upstream: UpstreamResponse, passthrough: bool
 ) -> CIMultiDict[str]:
     if passthrough:
         # The gateway answers CORS itself; the upstream's Access-Control-* would clash.
@@ -140,7 +174,7 @@ def _client_headers(
 
 
 async def _buffered(
-    request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], host: str
+    request: web.Request, upstream: UpstreamResponse, headers: CIMultiDict[str], host: str
 ) -> web.Response:
     idle = request.app[SETTINGS].stream_idle_timeout
     parts: list[bytes] = []
@@ -166,7 +200,7 @@ async def _buffered(
 
 async def pump_events(
     request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     headers: CIMultiDict[str],
     host: str,
     normaliser: StreamNormaliser | None = None,
@@ -188,7 +222,7 @@ async def pump_events(
 
 
 async def pump_bytes(
-    request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], host: str
+    request: web.Request, upstream: UpstreamResponse, headers: CIMultiDict[str], host: str
 ) -> web.StreamResponse:
     """Relay a non-JSON body (audio, files) as it arrives, without holding it."""
     response = web.StreamResponse(status=upstream.status, headers=headers)
@@ -208,7 +242,7 @@ async def pump_bytes(
 
 async def _pump(
     request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     response: web.StreamResponse,
     host: str,
     *,

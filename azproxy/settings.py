@@ -18,6 +18,7 @@ from .mapper import MapperSyntaxError, build_mapping
 
 Mode = Literal["azure", "openai"]
 StreamMode = Literal["openai", "passthrough"]
+UpstreamClient = Literal["lean", "aiohttp"]
 
 DEFAULT_API_VERSION = "2024-10-21"
 V1 = "v1"  # Azure's versionless GA surface, {endpoint}/openai/v1/...
@@ -73,6 +74,8 @@ class Settings:
     shutdown_timeout: float = 30.0
     backlog: int = 4096
     stream_mode: StreamMode = "openai"
+    # "lean": in-memory bodies go through `h1client`; "aiohttp": every call through aiohttp.
+    upstream_client: UpstreamClient = "lean"
     management: Management | None = None  # set: /v1/models lists the live deployments
     family_api_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -122,6 +125,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         workers=get.integer("AZURE_OPENAI_PROXY_WORKERS", 1, minimum=1),
         backlog=get.integer("AZURE_OPENAI_PROXY_BACKLOG", 4096, minimum=1),
         stream_mode=_stream_mode(get.text("AZURE_OPENAI_STREAM_MODE") or "openai"),
+        upstream_client=_upstream_client(get.text("AZURE_OPENAI_PROXY_UPSTREAM_CLIENT") or "lean"),
         management=_management(get),
         shutdown_timeout=get.seconds("AZURE_OPENAI_PROXY_SHUTDOWN_TIMEOUT", 30.0),
         family_api_versions=MappingProxyType(
@@ -246,6 +250,15 @@ def _stream_mode(value: str) -> StreamMode:
     if lowered == "passthrough":
         return "passthrough"
     raise ConfigError(f"AZURE_OPENAI_STREAM_MODE={value!r} is not one of: openai, passthrough")
+
+
+def _upstream_client(value: str) -> UpstreamClient:
+    lowered = value.lower()
+    if lowered == "lean":
+        return "lean"
+    if lowered == "aiohttp":
+        return "aiohttp"
+    raise ConfigError(f"AZURE_OPENAI_PROXY_UPSTREAM_CLIENT={value!r} is not one of: lean, aiohttp")
 
 
 def _url(name: str, value: str) -> str:

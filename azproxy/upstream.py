@@ -10,7 +10,8 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .credentials import Credentials
-from .keys import CLIENT_SESSION, SETTINGS
+from .h1client import H1Pool
+from .keys import CLIENT_SESSION, H1_POOL, SETTINGS
 
 # Never forwarded: connection-scoped (RFC 9110 §7.6.1), recomputed by aiohttp, or secrets of
 # the client that Azure must not see (its key reaches Azure only as the resolved `api-key`).
@@ -119,8 +120,13 @@ def create_session(app: web.Application) -> aiohttp.ClientSession:
 
 
 async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: open the shared session with the app, close it with the app."""
+    """Cleanup context: open the upstream clients with the app, close them with the app."""
+    settings = app[SETTINGS]
     session = create_session(app)
     app[CLIENT_SESSION] = session
+    if settings.upstream_client == "lean":
+        app[H1_POOL] = H1Pool(settings.pool_size, settings.connect_timeout, keepalive=60.0)
     yield
+    if H1_POOL in app:
+        await app[H1_POOL].close()
     await session.close()

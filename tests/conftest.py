@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.web_runner import BaseRunner
@@ -19,6 +21,24 @@ from azproxy.runner import GatewayRunner
 from azproxy.settings import load_settings
 
 from .support import Gateway, GatewayFactory, ServerFactory
+
+LOOP_FACTORIES: Mapping[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """asyncio's own loop; a module that sets `LOOPS` runs on each loop it names.
+
+    `python -m azproxy` runs on uvloop, whose transports are not asyncio's classes and differ
+    in timing, so code on bare transports and protocols is tested on both.
+    """
+    module = getattr(item, "module", None)
+    names = getattr(module, "LOOPS", ("asyncio",))
+    return {name: LOOP_FACTORIES[name] for name in names}
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 The functional tests point the gateway at the emulator; these check the URLs built for real
 resources (`https://{resource}.openai.azure.com`) and failures a local server cannot stage.
+aioresponses mocks aiohttp's client, so these gateways send every call through it
+(`AZURE_OPENAI_PROXY_UPSTREAM_CLIENT=aiohttp`); `test_h1client` covers the lean client's
+TLS, host names and failures on real sockets.
 """
 
 from __future__ import annotations
@@ -25,14 +28,20 @@ def network() -> Iterator[aioresponses]:
         yield mocked
 
 
+AIOHTTP_CLIENT = {"AZURE_OPENAI_PROXY_UPSTREAM_CLIENT": "aiohttp"}
+
+
 @pytest.fixture
 async def resource_gateway(start_gateway: GatewayFactory) -> Gateway:
-    return await start_gateway(AZURE_OPENAI_ENDPOINT="https://corp.openai.azure.com")
+    return await start_gateway(
+        AZURE_OPENAI_ENDPOINT="https://corp.openai.azure.com", **AIOHTTP_CLIENT
+    )
 
 
 async def test_triple_key_reaches_the_resource_host(
-    gateway: Gateway, http: aiohttp.ClientSession, network: aioresponses
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession, network: aioresponses
 ) -> None:
+    gateway = await start_gateway(**AIOHTTP_CLIENT)
     # aioresponses 0.7.9 cannot build responses for aiohttp 3.14; a refused connection is
     # enough to see what would have been sent.
     url = "https://myres.openai.azure.com/openai/deployments/dep4o/chat/completions"
