@@ -273,7 +273,29 @@ def rewrite_model(body: bytes, client_model: str) -> bytes:
         return body
     if not isinstance(payload, dict) or "model" not in payload:
         return body
-    if payload["model"] == client_model:
+    current = payload["model"]
+    if current == client_model:
         return body
+    if isinstance(current, str) and (spliced := _splice_model(body, current, client_model)):
+        return spliced
     payload["model"] = client_model
     return orjson.dumps(payload)
+
+
+def _splice_model(body: bytes, current: str, client_model: str) -> bytes | None:
+    """`body` with only the bytes of the top-level model's value replaced, or None if they
+    cannot be found for certain.
+
+    Cheaper than re-encoding the whole body, and every other byte stays as Azure sent it.
+    The top-level key accounts for one `"model"` in the bytes; when it is the only one, it
+    is that key (a string that merely contains the word would add a second occurrence).
+    """
+    if body.count(b'"model"') != 1:
+        return None
+    at = body.index(b'"model"') + len(b'"model"')
+    while at < len(body) and body[at] in b" \t\r\n:":
+        at += 1
+    old = orjson.dumps(current)
+    if not body.startswith(old, at):
+        return None  # Azure escaped the value differently than orjson would
+    return body[:at] + orjson.dumps(client_model) + body[at + len(old) :]

@@ -437,7 +437,34 @@ def test_rewrite_model_keeps_everything_else_in_order() -> None:
 
 def test_rewrite_model_of_a_pretty_printed_body() -> None:
     body = b'{\n  "object": "list",\n  "model": "text-embedding-3-small",\n  "data": []\n}\n'
-    assert rewrite_model(body, "emb") == b'{"object":"list","model":"emb","data":[]}'
+    assert rewrite_model(body, "emb") == body.replace(b"text-embedding-3-small", b"emb")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # "model" elsewhere too: the body is re-encoded, the nested one untouched.
+        (
+            b'{"data":[{"model":"a"}], "model":"a"}',
+            b'{"data":[{"model":"a"}],"model":"gpt-4.1"}',
+        ),
+        (
+            b'{"content":"say \\"model", "model":"a"}',
+            b'{"content":"say \\"model","model":"gpt-4.1"}',
+        ),
+        # An escaped quote before the word alone does not make a second occurrence.
+        (
+            b'{"content":"\\"model\\" is a word", "model":"a"}',
+            b'{"content":"\\"model\\" is a word", "model":"gpt-4.1"}',
+        ),
+        # Azure's escaping differs from orjson's: re-encoded, value decoded correctly.
+        (b'{"model": "caf\\u00e9"}', b'{"model":"gpt-4.1"}'),
+        # Non-ASCII model names are spliced as UTF-8.
+        (b'{"id":"x","model":"caf\xc3\xa9"}', b'{"id":"x","model":"gpt-4.1"}'),
+    ],
+)
+def test_rewrite_model_when_model_is_not_alone(body: bytes, expected: bytes) -> None:
+    assert rewrite_model(body, "gpt-4.1") == expected
 
 
 @pytest.mark.parametrize(
