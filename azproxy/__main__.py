@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dotenv import dotenv_values
 
 from . import __version__
+from .logbuffer import BatchingStreamHandler
 from .settings import ConfigError, Settings, load_settings
 
 # Each flag stands for one environment variable; a given flag overrides it.
@@ -94,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         sys.exit(f"azproxy: configuration error: {exc}")
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[BatchingStreamHandler(sys.stderr)],
     )
     from .server import serve, serve_workers
 

@@ -71,6 +71,9 @@ def serve(settings: Settings) -> None:
         loop.run_until_complete(_serve(settings))
     finally:
         loop.close()
+        # A worker process ends without running atexit hooks: write out batched log lines.
+        for handler in logging.getLogger().handlers:
+            handler.flush()
 
 
 async def _serve(settings: Settings) -> None:
