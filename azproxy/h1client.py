@@ -24,6 +24,7 @@ import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import cast
 
 import aiohttp
@@ -33,6 +34,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 # Reading pauses above this many undelivered body bytes, and resumes once they are taken.
 HIGH_WATER = 256 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class ConnectError(aiohttp.ClientConnectionError):
@@ -41,6 +44,10 @@ class ConnectError(aiohttp.ClientConnectionError):
     def __init__(self, os_error: OSError) -> None:
         super().__init__(os_error)
         self.os_error = os_error
+
+
+class UnsendableRequest(aiohttp.ClientError):
+    """The URL or headers cannot be sent as HTTP/1.1; the message quotes neither."""
 
 
 class _Stale(Exception):
@@ -60,6 +67,7 @@ class Origin:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+@lru_cache(maxsize=1024)  # the same few deployment URLs, call after call
 def split_url(url: str) -> tuple[Origin, str]:
     """`(origin, request-target)` of an absolute http(s) URL; ValueError for anything else."""
     scheme, sep, rest = url.partition("://")
@@ -115,7 +123,7 @@ class H1Response:
         self._decode = decode
         self._loop = connection.loop
         self.status = 0
-        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+        self.headers: CIMultiDictProxy[str] = _NO_HEADERS
         self._raw: list[tuple[bytes, bytes]] = []
         self._head: asyncio.Future[None] = self._loop.create_future()
         self._chunks: list[bytes] = []
@@ -160,10 +168,10 @@ class H1Response:
     async def readany(self) -> bytes:
         """What has arrived since the last call, waiting for something; b"" at the end."""
         while not self._chunks:
-            if self._error is not None:
-                raise self._error
             if self._complete:
                 return b""
+            if self._error is not None:
+                raise self._error
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
@@ -217,7 +225,8 @@ class H1Response:
         elif self._decode and encoding not in ("", "identity"):
             self._fail(aiohttp.ClientPayloadError(f"unsupported Content-Encoding {encoding}"))
             return
-        framed = "Content-Length" in headers or "chunked" in headers.get("Transfer-Encoding", "")
+        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        framed = chunked or "Content-Length" in headers
         self._until_eof = not framed and status not in _NO_BODY_STATUSES
         if not self._head.done():
             self._head.set_result(None)
@@ -257,6 +266,13 @@ class H1Response:
         self._complete = True
         self._wake()
 
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def unsolicited(self) -> None:
+        self._fail(aiohttp.ClientPayloadError("bytes after the end of the answer"))
+
     def on_bytes(self) -> None:
         self._received_any = True
 
@@ -274,6 +290,12 @@ class H1Response:
             self._fail(aiohttp.ServerDisconnectedError())
 
     def _fail(self, error: BaseException) -> None:
+        if self._complete:
+            # Trouble after the answer was whole (bytes nobody asked for): the answer stands,
+            # the connection goes.
+            self._keep_alive = False
+            self._connection.finished(self, False)
+            return
         if self._error is None:
             self._error = error
         if not self._head.done():
@@ -382,22 +404,34 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
+    def _receiving(self) -> H1Response | None:
+        """The answer the parser's callbacks belong to; None once it is whole.
+
+        A second message on the same connection was not asked for (we never pipeline): the
+        answer already complete stands, and the connection is given up.
+        """
+        response = self.response
+        if response is not None and response.complete:
+            response.unsolicited()
+            return None
+        return response
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.response is not None:
-            self.response.on_header(name, value)
+        if response := self._receiving():
+            response.on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        if self.response is not None:
+        if response := self._receiving():
             keep_alive = self._parser.should_keep_alive()
-            self.response.on_head(self._parser.get_status_code(), keep_alive)
+            response.on_head(self._parser.get_status_code(), keep_alive)
 
     def on_body(self, body: bytes) -> None:
-        if self.response is not None:
-            self.response.on_body(body)
+        if response := self._receiving():
+            response.on_body(body)
 
     def on_message_complete(self) -> None:
-        if self.response is not None:
-            self.response.on_complete()
+        if response := self._receiving():
+            response.on_complete()
 
 
 class H1Pool:
@@ -434,15 +468,28 @@ class H1Pool:
         decode: bool = True,
     ) -> H1Response:
         """Send a request and wait for the head of its answer."""
-        origin, target = split_url(url)
-        payload = serialize_request(method, target, origin, headers, body)
+        try:
+            origin, target = split_url(url)
+        except ValueError:
+            # The URL may carry a key in its query: it is not quoted.
+            raise UnsendableRequest("the upstream URL is not a plain http(s) URL") from None
+        try:
+            payload = serialize_request(method, target, origin, headers, body)
+        except ValueError:
+            raise UnsendableRequest("a header name or value contains CR or LF") from None
+        # Like aiohttp: only an idempotent request is sent again when a reused connection turns
+        # out closed, and only once; a POST may have been run (and billed) before the close.
+        retries = 1 if method in IDEMPOTENT else 0
         while True:
             connection = await self._acquire(origin)
             response = connection.send(payload, decode)
             try:
                 await response.wait_head()
             except _Stale:
-                continue  # the server had closed it while idle; nothing was processed
+                if retries:
+                    retries -= 1
+                    continue
+                raise aiohttp.ServerDisconnectedError() from None
             except BaseException:
                 connection.abort()
                 raise

@@ -505,11 +505,12 @@ async def test_idle_connection_closed_by_server_is_replaced(
     assert server.accepted == 2
 
 
-async def test_reused_connection_closed_before_answer_is_retried(
+async def test_reused_connection_closed_before_answer_is_retried_once_if_idempotent(
     pool: H1Pool, server: ScriptedServer
 ) -> None:
     first = await get_ok(pool, server)
-    pending = asyncio.create_task(pool.request("POST", server.url("/again"), {}, b"body"))
+    pending = asyncio.create_task(pool.request("PUT", server.url("/again"), {}, b"body"))
+    _tasks.add(pending)
     lost = await first.read_request()  # the request arrives, but the server hangs up on it
     first.close()
 
@@ -520,6 +521,76 @@ async def test_reused_connection_closed_before_answer_is_retried(
     assert resent.raw == lost.raw
     assert resent.body == b"body"
     assert server.accepted == 2
+
+
+async def test_post_on_a_reused_connection_closed_before_answer_is_not_sent_again(
+    pool: H1Pool, server: ScriptedServer
+) -> None:
+    # The server may have run it (a chat completion, billed) before hanging up, as aiohttp
+    # assumes too: the caller gets the disconnect, the upstream sees the POST once.
+    first = await get_ok(pool, server)
+    pending = asyncio.create_task(pool.request("POST", server.url("/chat"), {}, b"body"))
+    _tasks.add(pending)
+    await first.read_request()
+    first.close()
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await asyncio.wait_for(pending, SERVER_WAIT)
+    assert server.accepted == 1
+    assert pool.open_connections == 0
+
+
+async def test_bytes_after_a_complete_answer_do_not_change_it(
+    pool: H1Pool, server: ScriptedServer
+) -> None:
+    pending = get(pool, server.url("/"))
+    conn = await server.accept()
+    extra = b"HTTP/1.1 500 Oops\r\nX-B: 1\r\nContent-Length: 3\r\n\r\nbye"
+    await conn.respond(answer(b"hi", "X-A: 1") + extra)
+    response = await pending
+
+    assert response.status == 200
+    assert "X-B" not in response.headers
+    assert await response.read() == b"hi"
+    response.release()
+    assert await conn.peer_hung_up()  # never reused: its framing cannot be trusted
+    assert pool.open_connections == 0
+
+
+async def test_junk_after_a_complete_answer_leaves_the_answer_whole(
+    pool: H1Pool, server: ScriptedServer
+) -> None:
+    pending = get(pool, server.url("/"))
+    conn = await server.accept()
+    await conn.respond(answer(b"hi") + b"\x00garbage\r\n\r\n")
+    response = await pending
+    assert await response.read() == b"hi"
+    response.release()
+    assert pool.open_connections == 0
+
+
+async def test_capitalised_chunked_body_cut_short_is_an_error(
+    pool: H1Pool, server: ScriptedServer
+) -> None:
+    pending = get(pool, server.url("/"))
+    conn = await server.accept()
+    await conn.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nhi\r\n")
+    response = await pending
+    assert await response.content.readany() == b"hi"
+    conn.close()
+    with pytest.raises(aiohttp.ClientError):
+        await response.content.readany()
+
+
+async def test_a_url_that_cannot_be_sent_is_a_client_error_that_quotes_nothing(
+    pool: H1Pool,
+) -> None:
+    with pytest.raises(aiohttp.ClientError) as info:
+        await pool.request("GET", "https://h:443?api-key=SECRET", {}, b"")
+    assert "SECRET" not in str(info.value)
+    with pytest.raises(aiohttp.ClientError) as info:
+        await pool.request("GET", "https://h/", {"x": "a\r\nInjected: SECRET"}, b"")
+    assert "SECRET" not in str(info.value)
 
 
 async def test_fresh_connection_closed_before_answer_raises(

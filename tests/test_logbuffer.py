@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from azproxy.logbuffer import BatchingStreamHandler
+from azproxy.logbuffer import ATOMIC_WRITE, BatchingStreamHandler
 
 
 class Recorder(io.StringIO):
@@ -85,3 +85,36 @@ async def test_flush_writes_what_waits(logger: logging.Logger, stream: Recorder)
     logger.info("last words")
     logger.handlers[0].flush()  # what logging.shutdown and a stopping worker do
     assert stream.writes == ["INFO last words\n"]
+
+
+def test_a_timer_on_a_loop_that_stopped_does_not_hold_lines(stream: Recorder) -> None:
+    handler = BatchingStreamHandler(stream, delay=60)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+
+    async def log_one(text: str) -> None:
+        handler.emit(logging.makeLogRecord({"msg": text, "levelno": logging.INFO}))
+
+    asyncio.run(log_one("first"))  # its timer dies with that loop
+    asyncio.run(log_one("second"))  # a new timer on this loop; this one dies too
+    handler.emit(
+        logging.makeLogRecord({"msg": "third", "levelno": logging.INFO})
+    )  # no loop: written at once
+    assert "".join(stream.writes) == "first\nsecond\nthird\n"
+
+
+def test_batches_are_written_in_pieces_a_pipe_keeps_whole(stream: Recorder) -> None:
+    handler = BatchingStreamHandler(stream, delay=60, limit=1 << 20)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    lines = [f"{n:04d} " + "é" * 300 for n in range(40)]  # ~600 bytes each in UTF-8
+
+    async def log_all() -> None:
+        for text in lines:
+            handler.emit(logging.makeLogRecord({"msg": text, "levelno": logging.INFO}))
+        handler.flush()
+
+    asyncio.run(log_all())
+    assert "".join(stream.writes) == "".join(f"{text}\n" for text in lines)
+    assert len(stream.writes) > 1
+    for piece in stream.writes:
+        assert len(piece.encode()) <= ATOMIC_WRITE
+        assert piece.endswith("\n")
