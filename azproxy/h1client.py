@@ -31,6 +31,8 @@ import aiohttp
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .dnscache import DnsCache
+
 # Reading pauses above this many undelivered body bytes, and resumes once they are taken.
 HIGH_WATER = 256 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -453,6 +455,7 @@ class H1Pool:
         self._connecting = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._dns = DnsCache()
 
     @property
     def open_connections(self) -> int:
@@ -533,13 +536,7 @@ class H1Pool:
         self._connecting += 1
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self, origin),
-                    origin.host,
-                    origin.port,
-                    ssl=tls,
-                    server_hostname=origin.host if tls else None,
-                )
+                connection = await self._connect_any(loop, origin, tls)
         except TimeoutError:
             raise  # a subclass of OSError, but the relay reports it as a timeout
         except OSError as exc:
@@ -549,6 +546,30 @@ class H1Pool:
             self._wake_one()
         self._open.add(connection)
         return connection
+
+    async def _connect_any(
+        self, loop: asyncio.AbstractEventLoop, origin: Origin, tls: ssl.SSLContext | None
+    ) -> _Connection:
+        """A connection to the first of the origin's addresses that accepts one."""
+        failure: OSError | None = None
+        for family, address, port in await self._dns.resolve(origin.host, origin.port):
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self, origin),
+                    address,
+                    port,
+                    family=family,
+                    ssl=tls,
+                    server_hostname=origin.host if tls else None,
+                )
+            except OSError as exc:
+                if isinstance(exc, TimeoutError):
+                    raise
+                failure = exc
+                continue
+            return connection
+        assert failure is not None
+        raise failure
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._ssl is None:

@@ -707,6 +707,29 @@ async def test_connect_refused_raises_connect_error(pool: H1Pool) -> None:
     assert pool.open_connections == 0
 
 
+async def test_a_host_name_is_resolved_once_and_its_next_address_tried(
+    pool: H1Pool, server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        refused = sock.getsockname()[1]
+    lookups: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[tuple[int, str, int]]:
+        lookups.append((host, port))
+        # The first address refuses: the client goes on to the next, as asyncio's would.
+        return [(socket.AF_INET, "127.0.0.1", refused), (socket.AF_INET, "127.0.0.1", server.port)]
+
+    monkeypatch.setattr(pool._dns, "resolve", resolve)
+    pending = get(pool, "http://azure.example:1234/x")
+    conn = await server.accept()
+    request = await conn.respond(answer())
+    response = await pending
+    assert await response.read() == b"ok"
+    assert request.header("Host") == "azure.example:1234"
+    assert lookups == [("azure.example", 1234)]
+
+
 @contextlib.contextmanager
 def full_backlog() -> Iterator[int]:
     """A port whose accept queue is full: Linux drops the next SYN, so connecting hangs."""
