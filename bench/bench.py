@@ -374,6 +374,16 @@ def core_times() -> dict[str, tuple[int, int]]:
     return times
 
 
+def steal_ticks(core: str) -> int:
+    """Clock ticks the hypervisor gave `core` (e.g. "cpu0") to someone else, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] == core and len(fields) > 8:
+                return int(fields[8])
+    return 0
+
+
 def core_busy(
     before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
 ) -> dict[str, float]:
@@ -732,13 +742,19 @@ def measure(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     # `rounds` rounds, direct and gateway interleaved, and the median is shown.
     runs: dict[str, list[WrkResult]] = {k: [] for k in ("td", "tg", "ld", "lg", "cors")}
     cpu_us: list[float] = []
+    steal: list[float] = []  # share of the gateway core's time the hypervisor took, per round
     origin = {"Origin": "https://chat.example.com"}
     for n in range(1, args.rounds + 1):
         log(f"1./2./6. round {n} of {args.rounds}: 64 connections, 1 connection, CORS")
         runs["td"].append(bench.wrk(direct, 64, secs))
-        cpu_before = cpu_seconds(gw.pid)
+        cpu_before, steal_before = cpu_seconds(gw.pid), steal_ticks("cpu" + GATEWAY_CORE)
         runs["tg"].append(bench.wrk(gateway, 64, secs))
         cpu_us.append((cpu_seconds(gw.pid) - cpu_before) * 1e6 / max(1, runs["tg"][-1].requests))
+        steal.append(
+            (steal_ticks("cpu" + GATEWAY_CORE) - steal_before)
+            / os.sysconf("SC_CLK_TCK")
+            / runs["tg"][-1].seconds
+        )
         runs["ld"].append(bench.wrk(direct, 1, secs))
         runs["lg"].append(bench.wrk(gateway, 1, secs))
         runs["cors"].append(bench.wrk(gateway, 64, secs, origin))
@@ -746,7 +762,7 @@ def measure(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     r["lat_direct"], r["lat_gateway"] = median_run(runs["ld"]), median_run(runs["lg"])
     r["thr_cors"] = median_run(runs["cors"])
     r["cpu_us"] = statistics.median(cpu_us)
-    r["spread"] = {"rps": [w.rps for w in runs["tg"]], "cpu_us": cpu_us}
+    r["spread"] = {"rps": [w.rps for w in runs["tg"]], "cpu_us": cpu_us, "steal": steal}
     bench.stop_gateway(gw)
 
     log("1./2. reference: nginx as a plain reverse proxy on core 0")
@@ -1123,7 +1139,9 @@ def header(bench: Bench, r: dict[str, Any], args: argparse.Namespace) -> list[st
         f"- rows 1, 2 and the CORS ratio: the median of {args.rounds} round(s), direct and "
         "gateway interleaved; gateway throughput across the rounds: "
         f"{', '.join(rps(x) for x in r['spread']['rps'])}; CPU per request: "
-        f"{', '.join(f'{x:.0f}' for x in r['spread']['cpu_us'])} µs",
+        f"{', '.join(f'{x:.0f}' for x in r['spread']['cpu_us'])} µs; CPU time the hypervisor "
+        "took from core 0 (steal, from /proc/stat) during those rounds: "
+        f"{', '.join(f'{x:.0%}' for x in r['spread']['steal'])}",
         f"- streams (rows 3): 64 chunks 20 ms apart from `bench/sse_upstream.py`, read by "
         f"`bench/stream_load.py --client {args.stream_client}`; time to first chunk counts from "
         "just before the client connects",
