@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -41,6 +42,7 @@ async def start(*args: str, env: dict[str, str] | None = None) -> asyncio.subpro
         env=environment,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group: teardown can stop its workers too
     )
 
 
@@ -61,8 +63,11 @@ async def gateway_process() -> AsyncIterator[tuple[asyncio.subprocess.Process, s
     port = free_port()
     process = await start("--address", f"127.0.0.1:{port}", "--workers", "2")
     yield process, f"http://127.0.0.1:{port}"
-    if process.returncode is None:
-        process.kill()
+    # After a failed test the workers may still run, holding the output pipes open; the whole
+    # group goes, so the wait below cannot hang.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    async with asyncio.timeout(20):
         await process.wait()
 
 
