@@ -197,6 +197,25 @@ async def get_ok(
     return conn
 
 
+async def answered(
+    pool: H1Pool, server: ScriptedServer, wire: bytes, url: str
+) -> tuple[Conn, H1Response]:
+    """A GET of `url` answered with `wire` on the next accepted connection: the server's end,
+    and the response with its head read and its body not yet."""
+    pending = get(pool, url)
+    conn = await server.accept()
+    await conn.respond(wire)
+    return conn, await pending
+
+
+def refused_port() -> int:
+    """A port nobody listens on: bound, never listening, then closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 async def until_waiting(task: asyncio.Task[H1Response]) -> None:
     """Let `task` run until it blocks (on the pool's queue: it needs no I/O to get there)."""
     for _ in range(5):
@@ -371,10 +390,12 @@ async def test_chunked_body_split_across_writes(pool: H1Pool, server: ScriptedSe
 
 
 async def test_chunks_reach_readany_one_by_one(pool: H1Pool, server: ScriptedServer) -> None:
-    pending = get(pool, server.url("/stream"))
-    conn = await server.accept()
-    await conn.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-    response = await pending
+    conn, response = await answered(
+        pool,
+        server,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        server.url("/stream"),
+    )
 
     await conn.send(b"3\r\none\r\n")
     assert await response.content.readany() == b"one"
@@ -389,10 +410,12 @@ async def test_chunks_reach_readany_one_by_one(pool: H1Pool, server: ScriptedSer
 
 
 async def test_body_delimited_by_connection_close(pool: H1Pool, server: ScriptedServer) -> None:
-    pending = get(pool, server.url("/eof"))
-    conn = await server.accept()
-    await conn.respond(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst ")
-    response = await pending
+    conn, response = await answered(
+        pool,
+        server,
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst ",
+        server.url("/eof"),
+    )
     assert await response.content.readany() == b"first "
     await conn.send(b"and last")
     conn.close()
@@ -420,10 +443,12 @@ async def test_204_has_no_body_and_keeps_the_connection(
 
 
 async def test_interim_100_continue_is_skipped(pool: H1Pool, server: ScriptedServer) -> None:
-    pending = get(pool, server.url("/"))
-    conn = await server.accept()
-    await conn.respond(b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" + answer(b"real"))
-    response = await pending
+    _conn, response = await answered(
+        pool,
+        server,
+        b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" + answer(b"real"),
+        server.url("/"),
+    )
 
     assert response.status == 200
     assert "X-Interim" not in response.headers
@@ -444,10 +469,9 @@ async def test_released_connection_is_reused(pool: H1Pool, server: ScriptedServe
 async def test_connection_close_from_server_is_not_reused(
     pool: H1Pool, server: ScriptedServer
 ) -> None:
-    pending = get(pool, server.url("/"))
-    first = await server.accept()
-    await first.respond(answer(b"bye", "Connection: close"))
-    response = await pending
+    first, response = await answered(
+        pool, server, answer(b"bye", "Connection: close"), server.url("/")
+    )
     assert await response.read() == b"bye"
     response.release()
     assert await first.peer_hung_up()
@@ -473,10 +497,12 @@ async def test_closed_unread_answer_is_not_reused(pool: H1Pool, server: Scripted
 async def test_released_unfinished_answer_is_not_reused(
     pool: H1Pool, server: ScriptedServer
 ) -> None:
-    pending = get(pool, server.url("/"))
-    first = await server.accept()
-    await first.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
-    response = await pending
+    first, response = await answered(
+        pool,
+        server,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n",
+        server.url("/"),
+    )
     assert await response.content.readany() == b"a"
     response.release()  # the chunked body has not ended: its framing is unknown to the pool
     assert await first.peer_hung_up()
@@ -560,10 +586,9 @@ async def test_bytes_after_a_complete_answer_do_not_change_it(
 async def test_junk_after_a_complete_answer_leaves_the_answer_whole(
     pool: H1Pool, server: ScriptedServer
 ) -> None:
-    pending = get(pool, server.url("/"))
-    conn = await server.accept()
-    await conn.respond(answer(b"hi") + b"\x00garbage\r\n\r\n")
-    response = await pending
+    _conn, response = await answered(
+        pool, server, answer(b"hi") + b"\x00garbage\r\n\r\n", server.url("/")
+    )
     assert await response.read() == b"hi"
     response.release()
     assert pool.open_connections == 0
@@ -572,10 +597,12 @@ async def test_junk_after_a_complete_answer_leaves_the_answer_whole(
 async def test_capitalised_chunked_body_cut_short_is_an_error(
     pool: H1Pool, server: ScriptedServer
 ) -> None:
-    pending = get(pool, server.url("/"))
-    conn = await server.accept()
-    await conn.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nhi\r\n")
-    response = await pending
+    conn, response = await answered(
+        pool,
+        server,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nhi\r\n",
+        server.url("/"),
+    )
     assert await response.content.readany() == b"hi"
     conn.close()
     with pytest.raises(aiohttp.ClientError):
@@ -614,10 +641,7 @@ async def test_limit_queues_a_request_until_release(
     make_pool: PoolFactory, server: ScriptedServer
 ) -> None:
     pool = make_pool(limit=1)
-    first = get(pool, server.url("/1"))
-    conn = await server.accept()
-    await conn.respond(answer(b"one"))
-    response = await first
+    conn, response = await answered(pool, server, answer(b"one"), server.url("/1"))
 
     second = get(pool, server.url("/2"))
     await until_waiting(second)
@@ -634,10 +658,7 @@ async def test_cancelled_waiter_leaves_the_pool_working(
     make_pool: PoolFactory, server: ScriptedServer
 ) -> None:
     pool = make_pool(limit=1)
-    first = get(pool, server.url("/1"))
-    conn = await server.accept()
-    await conn.respond(answer())
-    response = await first
+    conn, response = await answered(pool, server, answer(), server.url("/1"))
     waiter = get(pool, server.url("/never"))
     await until_waiting(waiter)
     waiter.cancel()
@@ -655,10 +676,7 @@ async def test_waiter_cancelled_as_it_is_woken_passes_the_turn_on(
     make_pool: PoolFactory, server: ScriptedServer
 ) -> None:
     pool = make_pool(limit=1)
-    first = get(pool, server.url("/1"))
-    conn = await server.accept()
-    await conn.respond(answer())
-    response = await first
+    conn, response = await answered(pool, server, answer(), server.url("/1"))
     woken = get(pool, server.url("/woken"))
     await until_waiting(woken)
     next_in_line = get(pool, server.url("/next"))
@@ -695,9 +713,7 @@ async def test_cancelled_request_aborts_its_connection(
 
 
 async def test_connect_refused_raises_connect_error(pool: H1Pool) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound, not listening, then closed: nobody there
+    port = refused_port()
 
     with pytest.raises(ConnectError) as info:
         await pool.request("GET", f"http://127.0.0.1:{port}/", {}, b"")
@@ -710,9 +726,7 @@ async def test_connect_refused_raises_connect_error(pool: H1Pool) -> None:
 async def test_a_host_name_is_resolved_once_and_its_next_address_tried(
     pool: H1Pool, server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        refused = sock.getsockname()[1]
+    refused = refused_port()
     lookups: list[tuple[str, int]] = []
 
     async def resolve(host: str, port: int) -> list[tuple[int, str, int]]:
@@ -762,10 +776,9 @@ async def test_connect_timeout_raises_timeout_error(make_pool: PoolFactory) -> N
 async def test_disconnect_mid_body_raises_client_error(
     pool: H1Pool, server: ScriptedServer, head: bytes, sent: bytes
 ) -> None:
-    pending = get(pool, server.url("/"))
-    conn = await server.accept()
-    await conn.respond(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + sent)
-    response = await pending
+    conn, response = await answered(
+        pool, server, b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + sent, server.url("/")
+    )
     assert await response.content.readany() == b"abcd"
     conn.close()
 
@@ -787,10 +800,12 @@ async def test_close_wakes_a_reader_waiting_for_the_body(
     pool: H1Pool, server: ScriptedServer
 ) -> None:
     # The relay's idle watchdog closes a silent upstream while the pump waits in readany.
-    pending = get(pool, server.url("/"))
-    conn = await server.accept()
-    await conn.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n")
-    response = await pending
+    conn, response = await answered(
+        pool,
+        server,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+        server.url("/"),
+    )
     assert await response.content.readany() == b"ab"
     reader = asyncio.create_task(response.content.readany())
     await asyncio.sleep(0)
@@ -835,10 +850,9 @@ async def test_gzip_body(pool: H1Pool, server: ScriptedServer, decode: bool) -> 
 async def test_deflate_body_is_decoded(
     pool: H1Pool, server: ScriptedServer, encoded: bytes
 ) -> None:
-    pending = get(pool, server.url("/"))
-    conn = await server.accept()
-    await conn.respond(answer(encoded, "Content-Encoding: deflate"))
-    response = await pending
+    _conn, response = await answered(
+        pool, server, answer(encoded, "Content-Encoding: deflate"), server.url("/")
+    )
 
     assert await response.read() == PAYLOAD
 
