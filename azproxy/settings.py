@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from .live_models import Management
@@ -19,6 +19,7 @@ from .mapper import MapperSyntaxError, build_mapping
 Mode = Literal["azure", "openai"]
 StreamMode = Literal["openai", "passthrough"]
 UpstreamClient = Literal["lean", "aiohttp"]
+_Choice = TypeVar("_Choice", bound=str)
 
 DEFAULT_API_VERSION = "2024-10-21"
 V1 = "v1"  # Azure's versionless GA surface, {endpoint}/openai/v1/...
@@ -103,7 +104,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         host=host,
         port=port,
-        mode=_mode(get.text("AZURE_OPENAI_PROXY_MODE") or "azure"),
+        mode=get.choice("AZURE_OPENAI_PROXY_MODE", get_args(Mode)),
         endpoint=_endpoint(get.text("AZURE_OPENAI_ENDPOINT")),
         api_version=get.text("AZURE_OPENAI_APIVERSION")
         or get.text("AZURE_OPENAI_API_VER")
@@ -124,8 +125,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         access_log=get.boolean("AZURE_OPENAI_PROXY_ACCESS_LOG", True),
         workers=get.integer("AZURE_OPENAI_PROXY_WORKERS", 1, minimum=1),
         backlog=get.integer("AZURE_OPENAI_PROXY_BACKLOG", 4096, minimum=1),
-        stream_mode=_stream_mode(get.text("AZURE_OPENAI_STREAM_MODE") or "openai"),
-        upstream_client=_upstream_client(get.text("AZURE_OPENAI_PROXY_UPSTREAM_CLIENT") or "lean"),
+        stream_mode=get.choice("AZURE_OPENAI_STREAM_MODE", get_args(StreamMode)),
+        upstream_client=get.choice("AZURE_OPENAI_PROXY_UPSTREAM_CLIENT", get_args(UpstreamClient)),
         management=_management(get),
         shutdown_timeout=get.seconds("AZURE_OPENAI_PROXY_SHUTDOWN_TIMEOUT", 30.0),
         family_api_versions=MappingProxyType(
@@ -172,6 +173,16 @@ class _Reader:
             raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
         return value
 
+    def choice(self, name: str, options: tuple[_Choice, ...]) -> _Choice:
+        """One of `options` (any case); the first when unset."""
+        raw = self.text(name)
+        if raw is None:
+            return options[0]
+        for option in options:
+            if option == raw.lower():
+                return option
+        raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(options)}")
+
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.text(name)
         if raw is None:
@@ -193,15 +204,6 @@ def parse_address(address: str) -> tuple[str, int]:
         )
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)
-
-
-def _mode(value: str) -> Mode:
-    lowered = value.lower()
-    if lowered == "azure":
-        return "azure"
-    if lowered == "openai":
-        return "openai"
-    raise ConfigError(f"AZURE_OPENAI_PROXY_MODE={value!r} is not one of: azure, openai")
 
 
 def _management(get: _Reader) -> Management | None:
@@ -241,24 +243,6 @@ def _management(get: _Reader) -> Management | None:
             get.text("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com",
         ),
     )
-
-
-def _stream_mode(value: str) -> StreamMode:
-    lowered = value.lower()
-    if lowered == "openai":
-        return "openai"
-    if lowered == "passthrough":
-        return "passthrough"
-    raise ConfigError(f"AZURE_OPENAI_STREAM_MODE={value!r} is not one of: openai, passthrough")
-
-
-def _upstream_client(value: str) -> UpstreamClient:
-    lowered = value.lower()
-    if lowered == "lean":
-        return "lean"
-    if lowered == "aiohttp":
-        return "aiohttp"
-    raise ConfigError(f"AZURE_OPENAI_PROXY_UPSTREAM_CLIENT={value!r} is not one of: lean, aiohttp")
 
 
 def _url(name: str, value: str) -> str:
