@@ -275,7 +275,7 @@ class H1Response:
     def unsolicited(self) -> None:
         self._fail(aiohttp.ClientPayloadError("bytes after the end of the answer"))
 
-    def on_bytes(self) -> None:
+    def on_begin(self) -> None:
         self._received_any = True
 
     def on_lost(self, exc: BaseException | None) -> None:
@@ -386,7 +386,6 @@ class _Connection(asyncio.Protocol):
         if response is None:
             self.abort()  # bytes nobody asked for: the connection's framing is lost
             return
-        response.on_bytes()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -417,6 +416,11 @@ class _Connection(asyncio.Protocol):
             response.unsolicited()
             return None
         return response
+
+    def on_message_begin(self) -> None:
+        # The first byte of an answer: from now on a close is a failure, not a stale connection.
+        if response := self._receiving():
+            response.on_begin()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if response := self._receiving():
@@ -562,9 +566,9 @@ class H1Pool:
                     ssl=tls,
                     server_hostname=origin.host if tls else None,
                 )
+            except TimeoutError:
+                raise  # the connect timeout: no time left for another address
             except OSError as exc:
-                if isinstance(exc, TimeoutError):
-                    raise
                 failure = exc
                 continue
             return connection

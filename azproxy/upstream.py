@@ -43,6 +43,9 @@ _CLIENT_ONLY = frozenset(
     }
 )
 DROPPED_TOWARDS_AZURE = HOP_BY_HOP | _CLIENT_ONLY | REQUEST_DECODED
+# Seconds an idle upstream connection is kept, in both clients: below the 4 minutes after which
+# Azure's load balancers drop idle connections.
+KEEPALIVE = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ def create_session(app: web.Application) -> aiohttp.ClientSession:
     """The one upstream session; its pool is sized by AZURE_OPENAI_PROXY_POOL_SIZE."""
     settings = app[SETTINGS]
     connector = aiohttp.TCPConnector(
-        limit=settings.pool_size, limit_per_host=0, keepalive_timeout=60
+        limit=settings.pool_size, limit_per_host=0, keepalive_timeout=KEEPALIVE
     )
     # sock_connect, not connect: aiohttp's `connect` also counts the wait for a free pooled
     # connection, which would turn a busy pool into false "connect timeout" 504s. That wait
@@ -125,7 +128,7 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
     session = create_session(app)
     app[CLIENT_SESSION] = session
     if settings.upstream_client == "lean":
-        app[H1_POOL] = H1Pool(settings.pool_size, settings.connect_timeout, keepalive=60.0)
+        app[H1_POOL] = H1Pool(settings.pool_size, settings.connect_timeout, keepalive=KEEPALIVE)
     yield
     if H1_POOL in app:
         await app[H1_POOL].close()

@@ -549,6 +549,20 @@ async def test_reused_connection_closed_before_answer_is_retried_once_if_idempot
     assert server.accepted == 2
 
 
+async def test_reused_connection_closed_mid_answer_is_not_sent_again(
+    pool: H1Pool, server: ScriptedServer
+) -> None:
+    # Part of an answer came: the upstream ran the request, so even a GET is not repeated.
+    first = await get_ok(pool, server)
+    pending = get(pool, server.url("/again"))
+    await first.respond(b"HTTP/1.1 200 OK\r\nContent-Le")
+    first.close()
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await asyncio.wait_for(pending, SERVER_WAIT)
+    assert server.accepted == 1
+
+
 async def test_post_on_a_reused_connection_closed_before_answer_is_not_sent_again(
     pool: H1Pool, server: ScriptedServer
 ) -> None:
