@@ -15,6 +15,7 @@ from aiohttp import web
 from . import __version__
 from .accesslog import AccessLogger
 from .app import create_app
+from .listener import EagerTCPSite
 from .runner import GatewayRunner
 from .settings import Settings
 
@@ -88,12 +89,12 @@ async def _serve(settings: Settings) -> None:
     try:
         # aiohttp's default backlog of 128 drops SYNs when a UI reconnects hundreds of streams
         # at once, and each dropped SYN costs the client a 1 s (then 3 s) retransmit.
-        site = web.TCPSite(
+        site = EagerTCPSite(
             runner,
             settings.host,
             settings.port,
             backlog=settings.backlog,
-            reuse_port=settings.workers > 1 or None,
+            reuse_port=settings.workers > 1,
         )
         await site.start()
         await _until_signalled()
