@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -20,6 +21,11 @@ from .runner import GatewayRunner
 from .settings import Settings
 
 log = logging.getLogger("azproxy")
+
+# The cyclic GC's first-generation threshold (CPython's default: 700 allocations). Measured with
+# 1,000 streams open: the default spent 10 % of the gateway's CPU in the collector, with
+# full-heap pauses of up to 90 ms; 10,000 spent 3 %, without the full collections.
+GC_YOUNG_THRESHOLD = 10_000
 
 
 async def build_app(settings: Settings) -> web.Application:
@@ -97,10 +103,25 @@ async def _serve(settings: Settings) -> None:
             reuse_port=settings.workers > 1,
         )
         await site.start()
+        settle_heap()
         await _until_signalled()
         log.info("azproxy draining (up to %g s) and stopping", settings.shutdown_timeout)
     finally:
         await runner.cleanup()
+
+
+def settle_heap() -> None:
+    """Set the cyclic GC up for a long-running server, once start-up is over.
+
+    What start-up built (modules, the app, its routes) lives as long as the process: frozen,
+    later collections skip it. Most of a request's objects are freed by reference counting
+    anyway; the collector is only for cycles, which now wait a little longer to be found (peak
+    RSS in the benchmark did not change).
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 async def _until_signalled() -> None:
