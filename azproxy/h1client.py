@@ -186,6 +186,10 @@ class H1Response:
         self._buffered = 0
         return data
 
+    def is_eof(self) -> bool:
+        """Whether the whole body has arrived (as `aiohttp.StreamReader.is_eof`)."""
+        return self._complete
+
     async def read(self) -> bytes:
         parts = []
         while chunk := await self.readany():

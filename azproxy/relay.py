@@ -27,6 +27,8 @@ log = logging.getLogger("azproxy.relay")
 
 class _Body(Protocol):
     async def readany(self) -> bytes: ...
+    async def read(self) -> bytes: ...
+    def is_eof(self) -> bool: ...
 
 
 class UpstreamResponse(Protocol):
@@ -177,25 +179,38 @@ async def _buffered(
     request: web.Request, upstream: UpstreamResponse, headers: CIMultiDict[str], host: str
 ) -> web.Response:
     idle = request.app[SETTINGS].stream_idle_timeout
+    try:
+        if upstream.content.is_eof():
+            # All of it came with the head, as a small JSON answer does: no timer to arm.
+            body = await upstream.content.read()
+        else:
+            body = await _read_watched(upstream, idle, host)
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachable(
+            f"The upstream {host} failed while sending its response: {failure_reason(exc)}."
+        ) from None
+    headers.popall("Content-Type", None)
+    response = web.Response(status=upstream.status, body=body, headers=headers)
+    response.content_type = upstream.content_type
+    if upstream.charset:
+        response.charset = upstream.charset
+    return response
+
+
+async def _read_watched(upstream: UpstreamResponse, idle: float, host: str) -> bytes:
+    """The whole body, or UpstreamTimeout if the upstream falls silent for `idle` seconds."""
     parts: list[bytes] = []
     with IdleWatchdog(idle, upstream.close) as watchdog:
         try:
             while chunk := await upstream.content.readany():
                 watchdog.touch()
                 parts.append(chunk)
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientError:
             if not watchdog.fired:
-                raise UpstreamUnreachable(
-                    f"The upstream {host} failed while sending its response: {failure_reason(exc)}."
-                ) from None
+                raise
     if watchdog.fired:
         raise UpstreamTimeout(f"The upstream {host} stopped sending its response.")
-    headers.popall("Content-Type", None)
-    response = web.Response(status=upstream.status, body=b"".join(parts), headers=headers)
-    response.content_type = upstream.content_type
-    if upstream.charset:
-        response.charset = upstream.charset
-    return response
+    return b"".join(parts)
 
 
 async def pump_events(
