@@ -1,4 +1,4 @@
-"""The listening socket: every waiting connection accepted at each wake-up.
+"""The listening socket: every waiting connection accepted at each wake-up (up to 512).
 
 uvloop's server (libuv) accepts one connection per event-loop iteration. While a thousand
 streams keep the loop busy, each iteration takes milliseconds, so a burst of new clients
@@ -17,6 +17,8 @@ from collections.abc import Callable
 from aiohttp import web
 from yarl import URL
 
+# Connections taken per wake-up at most: one turn of accepting then costs a few milliseconds.
+ACCEPTS_PER_WAKE_UP = 512
 # After the process or system runs out of descriptors, accepting pauses this long (asyncio's
 # own value) instead of spinning on a socket that stays readable.
 RETRY_AFTER_EMFILE = 1.0
@@ -98,7 +100,9 @@ class Acceptor(asyncio.AbstractServer):
             await asyncio.wait(list(self._setting_up))
 
     def _accept_all(self, listener: socket.socket) -> None:
-        while True:
+        # Bounded, so a burst of thousands cannot hold up the open streams' chunks for long;
+        # the socket stays readable and the rest are taken at the loop's next turn.
+        for _ in range(ACCEPTS_PER_WAKE_UP):
             try:
                 conn, _ = listener.accept()
             except (BlockingIOError, InterruptedError):

@@ -103,6 +103,20 @@ async def test_a_burst_of_connections_is_accepted_in_one_wake_up(runner: web.App
     assert all(answer.endswith(b"\r\n\r\nhello") for answer in answers)
 
 
+async def test_a_burst_beyond_the_per_wake_up_bound_is_taken_at_the_next_turns(
+    runner: web.AppRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listener, "ACCEPTS_PER_WAKE_UP", 16)
+    site, port = await start_site(runner)
+    clients = [connect(port) for _ in range(40)]
+    acceptor = site._server
+    assert isinstance(acceptor, Acceptor)
+    acceptor._accept_all(acceptor.sockets[0])
+    assert len(acceptor._setting_up) == 16
+    answers = await asyncio.gather(*(get_root(client) for client in clients))
+    assert all(answer.endswith(b"\r\n\r\nhello") for answer in answers)
+
+
 async def test_out_of_descriptors_pauses_accepting_then_resumes(
     runner: web.AppRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
