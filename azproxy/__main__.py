@@ -12,6 +12,7 @@ from dotenv import dotenv_values
 
 from . import __version__
 from .logbuffer import BatchingStreamHandler
+from .logformat import LineFormatter
 from .settings import ConfigError, Settings, load_settings
 
 # Each flag stands for one environment variable; a given flag overrides it.
@@ -94,11 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = configure(argv, os.environ)
     except ConfigError as exc:
         sys.exit(f"azproxy: configuration error: {exc}")
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[BatchingStreamHandler(sys.stderr)],
-    )
+    handler = BatchingStreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter())
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     from .server import serve, serve_workers
 
     if settings.workers > 1:
