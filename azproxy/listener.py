@@ -13,6 +13,7 @@ import asyncio
 import errno
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from yarl import URL
@@ -25,33 +26,53 @@ RETRY_AFTER_EMFILE = 1.0
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
+class ListenError(OSError):
+    """The gateway's address cannot be listened on; `strerror` says which and why."""
+
+
 async def bind_sockets(
     host: str, port: int, *, backlog: int, reuse_port: bool
 ) -> list[socket.socket]:
-    """Listening sockets for `host:port`, one per address it resolves to (as asyncio binds)."""
+    """Listening sockets for `host:port`, one per address it resolves to (as asyncio binds).
+
+    Raises ListenError, naming the address, when one cannot be listened on.
+    """
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
+    try:
+        infos = await loop.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        reason = exc.strerror
+        raise ListenError(exc.errno, f"cannot resolve {host!r} to listen on: {reason}") from None
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                # One socket per family, as asyncio does; a v6 socket must not claim v4 too.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
-            sock.setblocking(False)
+            _listen(sock, address, backlog, reuse_port)
     except BaseException:
         for sock in sockets:
             sock.close()
         raise
     return sockets
+
+
+def _listen(sock: socket.socket, address: tuple[Any, ...], backlog: int, reuse_port: bool) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if sock.family == socket.AF_INET6:
+        # One socket per family, as asyncio does; a v6 socket must not claim v4 too.
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        host = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ListenError(exc.errno, f"cannot listen on {host}:{address[1]}: {reason}") from None
+    sock.listen(backlog)
+    sock.setblocking(False)
 
 
 class Acceptor(asyncio.AbstractServer):

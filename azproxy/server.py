@@ -9,6 +9,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 from dataclasses import replace
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from aiohttp import web
 from . import __version__
 from .accesslog import AccessLogger
 from .app import create_app
-from .listener import EagerTCPSite
+from .listener import EagerTCPSite, ListenError
 from .runner import GatewayRunner
 from .settings import Settings
 
@@ -76,6 +77,9 @@ def serve(settings: Settings) -> None:
     loop = _new_loop()
     try:
         loop.run_until_complete(_serve(settings))
+    except ListenError as exc:
+        # Like a configuration error: one line, no traceback (a worker's exit code is 1 too).
+        sys.exit(f"azproxy: {exc.strerror}")
     finally:
         loop.close()
         # A worker process ends without running atexit hooks: write out batched log lines.

@@ -181,3 +181,26 @@ async def test_a_name_binds_every_address_it_resolves_to() -> None:
     finally:
         for sock in sockets:
             sock.close()
+
+
+async def test_an_address_in_use_is_named_in_the_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(listener.ListenError) as failure:
+            await listener.bind_sockets("127.0.0.1", port, backlog=8, reuse_port=False)
+    assert failure.value.strerror == f"cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+async def test_a_host_that_does_not_resolve_is_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def unknown(*_: object, **__: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", unknown)
+    with pytest.raises(listener.ListenError) as failure:
+        await listener.bind_sockets("gateway.internal", 8080, backlog=8, reuse_port=False)
+    expected = "cannot resolve 'gateway.internal' to listen on: Name or service not known"
+    assert failure.value.strerror == expected

@@ -113,3 +113,17 @@ async def test_bad_configuration_fails_at_start_with_one_line(
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1
     assert setting in lines[0]
+
+
+async def test_a_port_in_use_fails_at_start_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await start("--address", f"127.0.0.1:{port}")
+        async with asyncio.timeout(20):
+            _, stderr = await process.communicate()
+    assert process.returncode == 1
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last == f"azproxy: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert "Traceback" not in stderr.decode()
