@@ -193,3 +193,22 @@ async def test_restricted_origins_refuse_another_origin(
         # No `*` fallback once origins are restricted.
         assert "Access-Control-Allow-Origin" not in resp.headers
         await resp.read()
+
+
+@pytest.mark.parametrize("allowed", ["*", ORIGIN])
+async def test_an_answer_to_a_browser_varies_by_origin_and_one_to_a_script_does_not(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession, allowed: str
+) -> None:
+    """A shared cache must not serve one origin's answer (which names it) to another."""
+    gateway = await start_gateway(AZURE_OPENAI_PROXY_CORS_ORIGINS=allowed)
+    url = gateway.url("/v1/chat/completions")
+    async with http.post(url, json=CHAT, headers={**auth(), "Origin": ORIGIN}) as resp:
+        assert resp.status == 200
+        assert resp.headers.getall("Vary") == ["Origin"]
+        assert_cors_response(resp)
+        await resp.read()
+    async with http.post(url, json=CHAT, headers=auth()) as resp:
+        assert resp.status == 200
+        assert "Vary" not in resp.headers
+        assert "Access-Control-Expose-Headers" not in resp.headers
+        await resp.read()
