@@ -90,14 +90,26 @@ def configure(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Setting
     return load_settings(merged_environment(parse_args(argv), environ))
 
 
+def configure_logging(level: str) -> None:
+    """Batched lines on stderr, in `LINE_FORMAT`, at `level` and above."""
+    handler = BatchingStreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # What the line format never shows is not gathered for every record either (the logging
+    # HOWTO's "Optimization"): the caller's file and line, thread, process and process name.
+    # With the access log on, that was ~1.7 µs of ~7 per line.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = configure(argv, os.environ)
     except ConfigError as exc:
         sys.exit(f"azproxy: configuration error: {exc}")
-    handler = BatchingStreamHandler(sys.stderr)
-    handler.setFormatter(LineFormatter())
-    logging.basicConfig(level=settings.log_level, handlers=[handler])
+    configure_logging(settings.log_level)
     from .server import serve, serve_workers
 
     if settings.workers > 1:

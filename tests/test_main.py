@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 from azproxy import __version__
-from azproxy.__main__ import configure, main, merged_environment, parse_args
+from azproxy.__main__ import configure, configure_logging, main, merged_environment, parse_args
+from azproxy.logbuffer import BatchingStreamHandler
+from azproxy.logformat import LineFormatter
 from azproxy.settings import ConfigError, Settings
 
 
@@ -246,3 +249,37 @@ def test_main_flag_overrides_a_bad_environment_variable(monkeypatch: pytest.Monk
     assert isinstance(info.value.code, str)
     assert "AZURE_OPENAI_PROXY_MODE='aws'" in info.value.code
     assert "AZURE_OPENAI_PROXY_ADDRESS" not in info.value.code
+
+
+@pytest.fixture
+def restored_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    for flag in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))
+
+
+def test_log_lines_are_batched_in_the_line_format_without_caller_details(
+    restored_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("WARNING")
+    (handler,) = logging.getLogger().handlers
+    assert isinstance(handler, BatchingStreamHandler)
+    assert isinstance(handler.formatter, LineFormatter)
+    assert logging.getLogger().level == logging.WARNING
+    record = logging.getLogger("azproxy").makeRecord(
+        "azproxy", logging.WARNING, "f.py", 1, "upstream %s slow", ("x",), None
+    )
+    assert (record.threadName, record.process, record.processName) == (None, None, None)
+    seen: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = seen.append  # type: ignore[method-assign, assignment]
+    logger = logging.getLogger("azproxy")
+    logger.addHandler(catcher)
+    try:
+        logger.warning("upstream %s slow", "x")
+    finally:
+        logger.removeHandler(catcher)
+    assert capsys.readouterr().err.endswith(" WARNING azproxy: upstream x slow\n")
+    assert (seen[0].pathname, seen[0].lineno) == ("(unknown file)", 0)  # no stack walk
