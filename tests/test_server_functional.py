@@ -127,3 +127,41 @@ async def test_a_port_in_use_fails_at_start_with_one_line() -> None:
     last = stderr.decode().strip().splitlines()[-1]
     assert last == f"azproxy: cannot listen on 127.0.0.1:{port}: address already in use"
     assert "Traceback" not in stderr.decode()
+
+
+async def test_a_burst_of_sdk_streams_is_served_by_the_real_process(
+    http: aiohttp.ClientSession,
+) -> None:
+    """50 streams opened at once by the official SDK, through `python -m azproxy`."""
+    from openai import AsyncOpenAI
+
+    port = free_port()
+    process = await start("--address", f"127.0.0.1:{port}")
+    try:
+        await wait_ready(http, f"http://127.0.0.1:{port}")
+        client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-burst")
+
+        async def one_stream() -> str:
+            stream = await client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            parts = [
+                chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices
+            ]
+            return "".join(parts)
+
+        async with asyncio.timeout(30):
+            replies = await asyncio.gather(*(one_stream() for _ in range(50)))
+        await client.close()
+        assert len(replies) == 50
+        assert all("emulator" in reply for reply in replies)
+        assert len(set(replies)) == 1  # every stream got the whole canned reply
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0
+    access_lines = [line for line in stderr.decode().splitlines() if "azproxy.access" in line]
+    chats = [line for line in access_lines if "POST /v1/chat/completions" in line]
+    assert len(chats) == 50
+    assert all(" status=200 " in line for line in chats)
