@@ -76,7 +76,7 @@ def _listen(sock: socket.socket, address: tuple[Any, ...], backlog: int, reuse_p
 
 
 class Acceptor(asyncio.AbstractServer):
-    """Accepts from listening sockets until each is empty, at every wake-up."""
+    """Accepts from listening sockets until each is empty (or 512 taken), at every wake-up."""
 
     def __init__(
         self,
