@@ -272,10 +272,6 @@ class H1Response:
         self._complete = True
         self._wake()
 
-    @property
-    def complete(self) -> bool:
-        return self._complete
-
     def unsolicited(self) -> None:
         self._fail(aiohttp.ClientPayloadError("bytes after the end of the answer"))
 
@@ -416,7 +412,7 @@ class _Connection(asyncio.Protocol):
         answer already complete stands, and the connection is given up.
         """
         response = self.response
-        if response is not None and response.complete:
+        if response is not None and response.is_eof():
             response.unsolicited()
             return None
         return response
