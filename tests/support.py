@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -37,3 +38,10 @@ def app_of(server: TestServer) -> web.Application:
     app = server.app
     assert isinstance(app, web.Application)
     return app
+
+
+async def reset_after_first_bytes(request: web.Request) -> None:
+    """Kill an upstream answer mid-body: once what was written has left, reset the connection."""
+    await asyncio.sleep(0.05)  # let the first bytes leave before the reset
+    assert request.transport is not None
+    request.transport.abort()

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from .support import GatewayFactory, ServerFactory, auth
+from .support import GatewayFactory, ServerFactory, auth, reset_after_first_bytes
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 ANSWER = orjson.dumps(
@@ -23,7 +23,7 @@ ANSWER = orjson.dumps(
 CLIENTS = pytest.mark.parametrize("client", ["lean", "aiohttp"])
 
 
-def json_upstream(behaviour: str, never: asyncio.Event) -> web.Application:
+def json_upstream(behaviour: str) -> web.Application:
     """An Azure whose chat answer comes whole, in two parts, stalls halfway, or is cut."""
 
     async def chat(request: web.Request) -> web.StreamResponse:
@@ -38,11 +38,9 @@ def json_upstream(behaviour: str, never: asyncio.Event) -> web.Application:
             await asyncio.sleep(0.05)  # the rest in a later read; any delay gives the same answer
             await response.write(ANSWER[20:])
         elif behaviour == "stall":
-            await never.wait()  # never set: the gateway's idle timeout must end it
+            await asyncio.Event().wait()  # never set: the gateway's idle timeout must end it
         else:  # "cut"
-            await asyncio.sleep(0.05)  # let the first bytes leave before the reset
-            assert request.transport is not None
-            request.transport.abort()
+            await reset_after_first_bytes(request)
         return response
 
     app = web.Application()
@@ -53,7 +51,7 @@ def json_upstream(behaviour: str, never: asyncio.Event) -> web.Application:
 async def gateway_for(
     behaviour: str, client: str, start_gateway: GatewayFactory, aiohttp_server: ServerFactory
 ) -> str:
-    server = await aiohttp_server(json_upstream(behaviour, asyncio.Event()))
+    server = await aiohttp_server(json_upstream(behaviour))
     gateway = await start_gateway(
         AZURE_OPENAI_ENDPOINT=str(server.make_url("")).rstrip("/"),
         AZURE_OPENAI_PROXY_UPSTREAM_CLIENT=client,
@@ -93,30 +91,27 @@ async def test_a_body_that_comes_after_its_head_is_awaited(
 
 
 @CLIENTS
-async def test_a_body_that_stops_halfway_is_a_504_after_the_idle_timeout(
+@pytest.mark.parametrize(
+    ("behaviour", "status", "code", "says"),
+    [
+        ("stall", 504, "upstream_timeout", "stopped sending its response"),
+        ("cut", 502, "upstream_unreachable", "failed while sending its response"),
+    ],
+    ids=["stops-halfway-504-after-the-idle-timeout", "cut-off-halfway-502"],
+)
+async def test_a_body_that_does_not_arrive_whole_is_an_error(
     client: str,
+    behaviour: str,
+    status: int,
+    code: str,
+    says: str,
     start_gateway: GatewayFactory,
     aiohttp_server: ServerFactory,
     http: aiohttp.ClientSession,
 ) -> None:
-    url = await gateway_for("stall", client, start_gateway, aiohttp_server)
+    url = await gateway_for(behaviour, client, start_gateway, aiohttp_server)
     async with asyncio.timeout(10), http.post(url, json=CHAT, headers=auth()) as resp:
-        assert resp.status == 504
+        assert resp.status == status
         error = (await resp.json())["error"]
-    assert error["code"] == "upstream_timeout"
-    assert "stopped sending its response" in error["message"]
-
-
-@CLIENTS
-async def test_a_body_cut_off_halfway_is_a_502(
-    client: str,
-    start_gateway: GatewayFactory,
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-) -> None:
-    url = await gateway_for("cut", client, start_gateway, aiohttp_server)
-    async with asyncio.timeout(10), http.post(url, json=CHAT, headers=auth()) as resp:
-        assert resp.status == 502
-        error = (await resp.json())["error"]
-    assert error["code"] == "upstream_unreachable"
-    assert "failed while sending its response" in error["message"]
+    assert error["code"] == code
+    assert says in error["message"]

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from azproxy.emulator import EmulatorState
 
-from .support import Gateway, GatewayFactory, ServerFactory, auth
+from .support import Gateway, GatewayFactory, ServerFactory, auth, reset_after_first_bytes
 
 
 async def _chunks(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -35,9 +35,7 @@ def _binary_upstream_that_dies(chunked: bool) -> web.Application:
             response.content_length = 100_000
         await response.prepare(request)
         await response.write(b"\x00" * 1000)
-        await asyncio.sleep(0.05)  # let the first bytes leave before the reset
-        assert request.transport is not None
-        request.transport.abort()
+        await reset_after_first_bytes(request)
         return response
 
     app = web.Application()

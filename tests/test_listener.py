@@ -92,27 +92,21 @@ async def test_serves_http_on_the_bound_port(runner: web.AppRunner) -> None:
     assert answer.endswith(b"\r\n\r\nhello")
 
 
-async def test_a_burst_of_connections_is_accepted_in_one_wake_up(runner: web.AppRunner) -> None:
+@pytest.mark.parametrize(
+    ("bound", "first_wake_up"),
+    [(512, 40), (16, 16)],
+    ids=["all-in-one-wake-up", "beyond-the-bound-taken-at-the-next-turns"],
+)
+async def test_a_burst_of_connections_is_accepted_at_once(
+    runner: web.AppRunner, monkeypatch: pytest.MonkeyPatch, bound: int, first_wake_up: int
+) -> None:
+    monkeypatch.setattr(listener, "ACCEPTS_PER_WAKE_UP", bound)
     site, port = await start_site(runner)
     clients = [connect(port) for _ in range(40)]  # all 40 wait in the kernel's accept queue
     acceptor = site._server
     assert isinstance(acceptor, Acceptor)
     acceptor._accept_all(acceptor.sockets[0])
-    assert len(acceptor._setting_up) == 40
-    answers = await asyncio.gather(*(get_root(client) for client in clients))
-    assert all(answer.endswith(b"\r\n\r\nhello") for answer in answers)
-
-
-async def test_a_burst_beyond_the_per_wake_up_bound_is_taken_at_the_next_turns(
-    runner: web.AppRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(listener, "ACCEPTS_PER_WAKE_UP", 16)
-    site, port = await start_site(runner)
-    clients = [connect(port) for _ in range(40)]
-    acceptor = site._server
-    assert isinstance(acceptor, Acceptor)
-    acceptor._accept_all(acceptor.sockets[0])
-    assert len(acceptor._setting_up) == 16
+    assert len(acceptor._setting_up) == first_wake_up
     answers = await asyncio.gather(*(get_root(client) for client in clients))
     assert all(answer.endswith(b"\r\n\r\nhello") for answer in answers)
 
